@@ -1,0 +1,292 @@
+"""The trial configuration: one frozen, validated record of a trial's settings.
+
+It crosses into Ray as a plain dict (``to_dict``/``from_dict``) and, flattened,
+becomes the Parquet row. Every problem with a config is collected and raised
+together, each naming the value, what was expected and how to fix it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from spaces.models import MODEL_SIZES
+from spaces.tasks import get_task, task_names
+
+MIXING_FAMILIES: tuple[str, ...] = ("softmax", "proportional", "temperature")
+EVAL_SPLITS: tuple[str, ...] = ("dev", "test")
+
+#: keys that say how a trial runs, not what it computes: left out of the config hash
+RUN_ONLY_KEYS: frozenset[str] = frozenset({"num_workers", "use_gpu", "eval_every"})
+
+
+class ConfigError(ValueError):
+    """A configuration with one or more problems; ``problems`` lists them all."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid trial config ({len(self.problems)} problem(s)):\n{lines}")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial needs; defaults are the embedded demo."""
+
+    #: the target task: fine-tuned in its training language, evaluated zero-shot in the rest
+    target: str = "demo-sentiment"
+    #: intermediate tasks trained together in phase 2 (at least one)
+    intermediate_tasks: tuple[str, ...] = ("demo-polarity",)
+    #: how the task of each phase-2 batch is drawn: softmax over ``weights``,
+    #: proportional to dataset size, or size capped and tempered
+    mixing: str = "softmax"
+    #: softmax family: one logit per included task (missing tasks get 0.0)
+    weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    #: temperature family: p ∝ min(n, cap) ** (1 / mixing_temperature)
+    mixing_temperature: float = 2.0
+    #: proportional/temperature families: cap on a task's size (0 = no cap)
+    examples_cap: int = 0
+    #: a name from the model-size catalogue (tiny, base, large)
+    model_size: str = "tiny"
+    learning_rate: float = 1e-5
+    weight_decay: float = 0.01
+    #: fraction of each phase's steps spent in linear warm-up
+    warmup_ratio: float = 0.1
+    batch_size: int = 32
+    #: optimizer steps of multi-task intermediate training (phase 2); 0 skips it
+    intermediate_steps: int = 1000
+    #: epochs of English target fine-tuning (phase 3)
+    target_epochs: float = 2.0
+    #: the split every language is scored on (temperature is always fitted on English dev)
+    eval_split: str = "dev"
+    #: evaluate and report every this many phase-3 steps (0: at the end only)
+    eval_every: int = 0
+    max_length: int = 128
+    seed: int = 0
+    #: λ in score = mean_zs_acc − λ · mean_zs_ece
+    objective_weight: float = 1.0
+    #: number of equal-width confidence bins for ECE/MCE
+    ece_bins: int = 15
+    #: debug knobs: cap examples per split (0 = all)
+    max_train_examples: int = 0
+    max_eval_examples: int = 0
+    #: Ray Train workers for this trial (DDP); GPUs used when available and asked for
+    num_workers: int = 1
+    use_gpu: bool = False
+
+    def __post_init__(self) -> None:
+        problems = list(_problems(self))
+        if problems:
+            raise ConfigError(problems)
+
+    # -- crossing the Ray boundary -------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, JSON-able dict (tuples as lists, mappings as dicts)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, tuple):
+                v = list(v)
+            elif isinstance(v, Mapping):
+                v = {k: v[k] for k in sorted(v)}
+            out[f.name] = v
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrialConfig":
+        """Build from a plain dict, reporting unknown keys and wrong types all at once."""
+        if not isinstance(data, Mapping):
+            raise ConfigError([f"a trial config must be a mapping of keys to values, got {type(data).__name__}"])
+        problems: list[str] = []
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in _FIELD_TYPES:
+                problems.append(f"unknown key {key!r}; known keys: {', '.join(_FIELD_TYPES)}")
+                continue
+            try:
+                kwargs[key] = _coerce(key, value)
+            except (TypeError, ValueError) as exc:
+                problems.append(str(exc))
+        if problems:
+            # still validate the well-typed keys so the user sees everything at once
+            try:
+                cls(**kwargs)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+            raise ConfigError(problems)
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> "TrialConfig":
+        return TrialConfig.from_dict({**self.to_dict(), **changes})
+
+    # -- identity ----------------------------------------------------------------------
+    def mixing_logits(self) -> dict[str, float]:
+        """The softmax-family logit of every included task (0.0 where not given)."""
+        return {t: float(self.weights.get(t, 0.0)) for t in self.intermediate_tasks}
+
+    def config_hash(self) -> str:
+        """A stable hash of what the trial computes (run-only keys left out)."""
+        return config_hash(self.to_dict())
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """Stable 16-hex-digit hash: sorted keys, floats normalised to 12 significant digits."""
+    canonical = {k: _normalise(v) for k, v in config.items() if k not in RUN_ONLY_KEYS}
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _normalise(v: Any) -> Any:
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)):
+        f = float(v)
+        return float(f"{f:.12g}") if f != int(f) else int(f)
+    if isinstance(v, Mapping):
+        return {str(k): _normalise(v[k]) for k in sorted(v)}
+    if isinstance(v, (list, tuple)):
+        return [_normalise(x) for x in v]
+    return str(v)
+
+
+# -- types and coercion ------------------------------------------------------------------
+_FIELD_TYPES: dict[str, str] = {
+    f.name: str(f.type) for f in dataclasses.fields(TrialConfig)  # type: ignore[arg-type]
+}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    kind = _FIELD_TYPES[key]
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise TypeError(f"{key}={value!r}: expected true or false")
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise TypeError(f"{key}={value!r}: expected an integer")
+        return value
+    if kind == "float":
+        if isinstance(value, str):  # YAML 1.1 reads 2e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise TypeError(f"{key}={value!r}: expected a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{key}={value!r}: expected a number")
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise TypeError(f"{key}={value!r}: expected a string")
+        return value
+    if kind.startswith("tuple"):
+        if isinstance(value, str):
+            value = [s.strip() for s in value.split(",") if s.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(s, str) for s in value):
+            raise TypeError(f"{key}={value!r}: expected a list of task names, e.g. [a, b] or a,b")
+        return tuple(value)
+    if kind.startswith("Mapping"):
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{key}={value!r}: expected a mapping of task name to number, e.g. {{a: 0.5}}")
+        bad = [k for k, v in value.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+        if bad:
+            raise TypeError(f"{key}: values for {bad} are not numbers; give one number per task")
+        return MappingProxyType({str(k): float(v) for k, v in value.items()})
+    raise AssertionError(f"no coercion for field type {kind}")  # internal invariant
+
+
+# -- validation ---------------------------------------------------------------------------
+def _problems(c: TrialConfig) -> Iterable[str]:
+    known_inter = task_names("intermediate")
+    known_targets = task_names("target")
+    if c.target not in known_targets:
+        yield f"target={c.target!r} is not a target task; choose one of: {', '.join(known_targets)}"
+    if not c.intermediate_tasks and c.intermediate_steps > 0:
+        yield ("intermediate_tasks is empty; include at least one of: "
+               f"{', '.join(known_inter)} (or set intermediate_steps=0 to skip phase 2)")
+    for t in c.intermediate_tasks:
+        if t not in known_inter:
+            yield f"intermediate task {t!r} is unknown; choose from: {', '.join(known_inter)}"
+    dupes = sorted({t for t in c.intermediate_tasks if c.intermediate_tasks.count(t) > 1})
+    if dupes:
+        yield f"intermediate_tasks lists {dupes} more than once; list each task once"
+    if c.mixing not in MIXING_FAMILIES:
+        yield f"mixing={c.mixing!r} is unknown; choose one of: {', '.join(MIXING_FAMILIES)}"
+    for t, w in c.weights.items():
+        if t not in c.intermediate_tasks:
+            yield (f"weights has an entry for {t!r}, which is not in intermediate_tasks "
+                   f"{list(c.intermediate_tasks)}; remove it or include the task")
+        if not math.isfinite(w):
+            yield f"weights[{t!r}]={w!r} is not a finite number; give a finite logit"
+    if c.eval_split not in EVAL_SPLITS:
+        yield f"eval_split={c.eval_split!r} is unknown; choose one of: {', '.join(EVAL_SPLITS)}"
+    if c.model_size not in MODEL_SIZES:
+        yield f"model_size={c.model_size!r} is unknown; choose one of: {', '.join(MODEL_SIZES)}"
+    yield from _range("learning_rate", c.learning_rate, 0.0, 1.0, low_open=True)
+    yield from _range("weight_decay", c.weight_decay, 0.0, 1.0)
+    yield from _range("warmup_ratio", c.warmup_ratio, 0.0, 1.0, high_open=True)
+    yield from _range("mixing_temperature", c.mixing_temperature, 0.0, math.inf, low_open=True)
+    yield from _range("target_epochs", c.target_epochs, 0.0, math.inf, low_open=True)
+    yield from _range("objective_weight", c.objective_weight, 0.0, math.inf)
+    for name, value, low in (
+        ("batch_size", c.batch_size, 1), ("intermediate_steps", c.intermediate_steps, 0),
+        ("eval_every", c.eval_every, 0), ("max_length", c.max_length, 8), ("ece_bins", c.ece_bins, 1),
+        ("examples_cap", c.examples_cap, 0), ("max_train_examples", c.max_train_examples, 0),
+        ("max_eval_examples", c.max_eval_examples, 0), ("num_workers", c.num_workers, 1),
+        ("seed", c.seed, 0),
+    ):
+        if value < low:
+            yield f"{name}={value!r} is too small; expected an integer >= {low}"
+
+
+def _range(name: str, value: float, low: float, high: float, *,
+           low_open: bool = False, high_open: bool = False) -> Iterable[str]:
+    ok = math.isfinite(value) if math.isfinite(high) else not math.isnan(value)
+    ok = ok and (value > low if low_open else value >= low)
+    ok = ok and (value < high if high_open else value <= high)
+    if not ok:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        yield f"{name}={value!r} is out of range; expected a number in {lo}{low}, {high}{hi}"
+
+
+# -- overrides from the command line -------------------------------------------------------
+def apply_overrides(base: Mapping[str, Any], assignments: Iterable[str]) -> dict[str, Any]:
+    """Apply ``key=value`` strings (values parsed as YAML) to a config dict.
+
+    ``weights.demo-topic=1.5`` sets one entry of a mapping field.
+    """
+    out = dict(base)
+    problems: list[str] = []
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            problems.append(f"--set {item!r} is not key=value; write e.g. --set seed=3")
+            continue
+        head, dot, sub = key.partition(".")
+        if head not in _FIELD_TYPES:
+            problems.append(f"--set {key}: unknown key; known keys: {', '.join(_FIELD_TYPES)}")
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if dot:
+            if not _FIELD_TYPES[head].startswith("Mapping"):
+                problems.append(f"--set {key}: {head} is not a mapping; write --set {head}=VALUE")
+                continue
+            out[head] = {**dict(out.get(head) or {}), sub: value}
+        else:
+            out[head] = value
+    if problems:
+        raise ConfigError(problems)
+    return out

@@ -1,0 +1,266 @@
+"""One trial, per Ray Train worker: intermediate tasks, target, zero-shot scoring.
+
+    phase 2  multi-task training on the English intermediate tasks; the mixing
+             sampler draws each batch's task; checkpoint + report at the end
+    phase 3  fine-tuning on the target's English training set with a fresh
+             optimizer; every ``eval_every`` steps and at the end: evaluate
+             zero-shot in every language, checkpoint, report
+    resume   from ``ray.train.get_checkpoint()``: a finished phase 2 is never
+             redone; phase 3 continues at its step with its optimizer state
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import ray.train
+import ray.train.torch
+import torch
+from torch.nn import functional as F
+
+from spaces.config import TrialConfig
+from spaces.models import get_model_size
+from spaces.objective import macro_mean, score
+from spaces.tasks import TaskSpec, get_task
+from trainables import calibration
+from trainables.data import Cursor, Encoded, encode, load_rows
+from trainables.embedded import resolve_checkpoint
+from trainables.mixing import TaskSampler, task_probabilities
+from trainables.model import MultiTaskModel
+
+log = logging.getLogger("xstilts.trial")
+STATE_FILE = "state.pt"
+EVAL_BATCH = 256
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """``config``: {"trial": TrialConfig.to_dict(), "resume_from": checkpoint path or None}."""
+    cfg = TrialConfig.from_dict(config["trial"])
+    _quiet_libraries()
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    if cfg.batch_size < world:
+        raise ValueError(f"batch_size={cfg.batch_size} is smaller than num_workers={world}; "
+                         "raise batch_size or lower num_workers")
+
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_checkpoint(get_model_size(cfg.model_size).checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    torch.manual_seed(cfg.seed)  # same initial heads on every rank
+    encoder = AutoModel.from_pretrained(path, add_pooling_layer=False)
+    target = get_task(cfg.target)
+    inters = [get_task(t) for t in cfg.intermediate_tasks] if cfg.intermediate_steps else []
+    model = MultiTaskModel(encoder, inters + [target])
+
+    def load(task: TaskSpec, split: str, lang: str, limit: int) -> Encoded:
+        return encode(task, load_rows(task, split, lang), tokenizer,
+                      max_length=cfg.max_length, limit=limit)
+
+    inter_train = {t.name: load(t, "train", t.train_language, cfg.max_train_examples) for t in inters}
+    target_train = load(target, "train", target.train_language, cfg.max_train_examples)
+    eval_sets = {lang: load(target, cfg.eval_split, lang, cfg.max_eval_examples)
+                 for lang in target.languages} if rank == 0 else {}
+    en_dev = load(target, "dev", target.train_language, cfg.max_eval_examples) if rank == 0 else None
+
+    probs = task_probabilities(cfg.mixing, sizes={n: len(d) for n, d in inter_train.items()},
+                               logits=cfg.mixing_logits(), temperature=cfg.mixing_temperature,
+                               cap=cfg.examples_cap) if inter_train else {}
+    sampler = TaskSampler(probs, seed=cfg.seed)
+    cursors = {n: Cursor(n, len(d), seed=cfg.seed, global_batch=cfg.batch_size)
+               for n, d in inter_train.items()}
+    cursors[target.name] = Cursor(target.name, len(target_train), seed=cfg.seed,
+                                  global_batch=cfg.batch_size)
+    steps_3 = math.ceil(cfg.target_epochs * math.ceil(len(target_train) / cfg.batch_size))
+
+    ckpt = ray.train.get_checkpoint()  # this run's own latest, after a restart
+    if ckpt is None and config.get("resume_from"):
+        ckpt = ray.train.Checkpoint(config["resume_from"])
+    state = _restore(ckpt, cfg, model, sampler, cursors)
+    torch.manual_seed(cfg.seed * 1000 + rank + 7919 * state["global_step"])  # dropout streams
+    if state.get("torch_rng") is not None and rank == 0:
+        torch.set_rng_state(state["torch_rng"])
+    model = ray.train.torch.prepare_model(
+        model, parallel_strategy_kwargs={"find_unused_parameters": True})
+    core: MultiTaskModel = model.module if hasattr(model, "module") else model
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+    def step(task: str, batch: dict[str, torch.Tensor], opt, sched) -> float:
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with amp:
+            logits = model(task, batch["input_ids"], batch["attention_mask"])
+        loss = F.cross_entropy(logits.float(), batch["labels"])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite loss {loss.item()} on task {task!r} at step {state['global_step']}; "
+                "lower learning_rate or check the data")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        # clip what this phase trains: stale grads of other heads must not count
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
+        opt.step()
+        sched.step()
+        state["global_step"] += 1
+        return loss.item()
+
+    # -- phase 2: multi-task intermediate training ---------------------------------------
+    ran_2 = 0
+    if state["phase"] == "intermediate":
+        params = [p for n, p in core.named_parameters() if not n.startswith(f"heads.{target.name}.")]
+        opt, sched = _optimizer(params, cfg, cfg.intermediate_steps, device)
+        losses: list[float] = []
+        model.train()
+        for s in range(cfg.intermediate_steps):
+            task = sampler.draw()
+            batch = inter_train[task].batch(cursors[task].next(rank, world))
+            losses.append(step(task, batch, opt, sched))
+            ran_2 += 1
+            _progress(rank, "intermediate", s + 1, cfg.intermediate_steps, losses)
+        state.update(phase="target", phase_step=0)
+        metrics = {"phase": "intermediate", "intermediate_loss": _mean(losses)}
+        _report(rank, cfg, core, state, sampler, cursors, None, None, metrics, ran_2)
+
+    # -- phase 3: English target fine-tuning + zero-shot evaluation ---------------------
+    params = [p for n, p in core.named_parameters()
+              if n.startswith("encoder.") or n.startswith(f"heads.{target.name}.")]
+    opt, sched = _optimizer(params, cfg, steps_3, device)
+    if state.get("optimizer") is not None:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+    if state["phase_step"] >= steps_3 and state.get("metrics"):
+        # a run killed after its last report: report the final metrics again
+        ray.train.report(state["metrics"])
+        return
+    losses = []
+    model.train()
+    while state["phase_step"] < steps_3:
+        batch = target_train.batch(cursors[target.name].next(rank, world))
+        losses.append(step(target.name, batch, opt, sched))
+        state["phase_step"] += 1
+        _progress(rank, "target", state["phase_step"], steps_3, losses)
+        at_end = state["phase_step"] == steps_3
+        if at_end or (cfg.eval_every and state["phase_step"] % cfg.eval_every == 0):
+            metrics = {"phase": "target", "target_loss": _mean(losses),
+                       "target_steps": steps_3, "done": at_end}
+            if rank == 0:
+                model.eval()
+                metrics.update(evaluate(core, target, eval_sets, en_dev, cfg, device))
+                model.train()
+            _report(rank, cfg, core, state, sampler, cursors, opt, sched, metrics, ran_2)
+            losses = []
+
+
+def evaluate(model: MultiTaskModel, target: TaskSpec, eval_sets: dict[str, Encoded],
+             en_dev: Encoded, cfg: TrialConfig, device: torch.device) -> dict[str, float]:
+    """Per-language accuracy and calibration, raw and temperature-scaled, and the objective."""
+    t0 = time.perf_counter()
+    temperature = calibration.fit_temperature(_logits(model, en_dev, device), en_dev.labels)
+    out: dict[str, float] = {"temperature": temperature}
+    per_lang: dict[str, dict[str, float]] = {}
+    for lang, data in eval_sets.items():
+        logits = _logits(model, data, device)
+        raw = calibration.all_metrics(calibration.softmax(logits), data.labels, cfg.ece_bins)
+        scaled = calibration.all_metrics(calibration.softmax(logits, temperature), data.labels,
+                                         cfg.ece_bins)
+        per_lang[lang] = {**raw, **{f"{k}_ts": v for k, v in scaled.items() if k != "accuracy"}}
+        out.update({f"{lang}/{k}": v for k, v in per_lang[lang].items()})
+    en = target.train_language
+    for key in ("accuracy", "ece", "ece_ts", "nll", "brier"):
+        out[f"zs_{key}"] = macro_mean({lang: m[key] for lang, m in per_lang.items()}, exclude=en)
+    out["score"] = score(out["zs_accuracy"], out["zs_ece"], weight=cfg.objective_weight)
+    out["eval_seconds"] = time.perf_counter() - t0
+    return out
+
+
+@torch.no_grad()
+def _logits(model: MultiTaskModel, data: Encoded, device: torch.device) -> np.ndarray:
+    out = np.zeros((len(data), data.task.num_labels), dtype=np.float64)
+    for batch in data.eval_batches(EVAL_BATCH):
+        logits = model(data.task.name, batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        out[batch["index"].numpy()] = logits.float().cpu().numpy()
+    return out
+
+
+def _optimizer(params, cfg: TrialConfig, total: int, device: torch.device):
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.learning_rate, fused=device.type == "cuda")
+    warm = int(cfg.warmup_ratio * total)
+
+    def lr_lambda(s: int) -> float:  # linear warm-up, then linear decay to 0
+        if s < warm:
+            return (s + 1) / warm
+        return max(0.0, (total - s) / max(1, total - warm))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+
+
+def _restore(ckpt, cfg: TrialConfig, model, sampler, cursors) -> dict[str, Any]:
+    if ckpt is None:
+        return {"phase": "intermediate" if cfg.intermediate_steps else "target",
+                "phase_step": 0, "global_step": 0}
+    with ckpt.as_directory() as d:
+        saved = torch.load(os.path.join(d, STATE_FILE), map_location="cpu", weights_only=False)
+    if saved["config_hash"] != cfg.config_hash():
+        raise ValueError(
+            f"checkpoint {ckpt.path} was written by config {saved['config_hash']}, not this "
+            f"trial's {cfg.config_hash()}; resume with the same config or start a new run")
+    model.load_state_dict(saved.pop("model"))
+    sampler.load_state_dict(saved.pop("sampler"))
+    for name, c in saved.pop("cursors").items():
+        cursors[name].load_state_dict(c)
+    log.info("resumed at step %d (phase %s)", saved["global_step"], saved["phase"])
+    return saved
+
+
+def _report(rank: int, cfg: TrialConfig, core, state, sampler, cursors, opt, sched,
+            metrics: dict[str, Any], ran_2: int) -> None:
+    metrics = {**metrics, "step": state["global_step"], "intermediate_steps_run": ran_2}
+    if rank != 0:
+        ray.train.report(metrics)
+        return
+    saved = {
+        "config_hash": cfg.config_hash(), "phase": state["phase"],
+        "phase_step": state["phase_step"], "global_step": state["global_step"],
+        "model": core.state_dict(), "sampler": sampler.state_dict(),
+        "cursors": {n: c.state_dict() for n, c in cursors.items()},
+        "optimizer": opt.state_dict() if opt else None, "scheduler": sched.state_dict() if sched else None,
+        "torch_rng": torch.get_rng_state(), "metrics": metrics,
+    }
+    with tempfile.TemporaryDirectory() as d:
+        torch.save(saved, os.path.join(d, STATE_FILE))
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+
+
+def _progress(rank: int, phase: str, done: int, total: int, losses: list[float]) -> None:
+    every = max(1, total // 5)
+    if rank == 0 and (done % every == 0 or done == total):
+        log.info("%s step %d/%d loss %.4f", phase, done, total, _mean(losses[-every:]))
+
+
+def _mean(xs: list[float]) -> float:
+    return float(np.mean(xs)) if xs else float("nan")
+
+
+def _quiet_libraries() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # per-report INFO lines drown progress
+    hf_logging.disable_progress_bar()
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[xstilts] %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False

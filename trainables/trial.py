@@ -1,0 +1,45 @@
+"""Run one trial as a Ray Train ``TorchTrainer``."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import ray.train
+from ray.train.torch import TorchTrainer
+
+from spaces.config import TrialConfig
+from spaces.models import get_model_size
+from trainables.loop import train_loop_per_worker
+
+
+def make_trainer(config: TrialConfig, *, storage_path: str, name: str,
+                 resume_from: ray.train.Checkpoint | None = None,
+                 callbacks: Sequence[ray.train.UserCallback] = (),
+                 keep_checkpoints: int | None = 2, max_failures: int = 0) -> TorchTrainer:
+    """A trainer for ``config``; a deterministic ``name`` lets a re-run find its checkpoints.
+
+    ``resume_from`` starts from a checkpoint of an earlier run of the same config; a
+    run that restarts (same ``name`` and storage) continues from its own latest one.
+    """
+    size = get_model_size(config.model_size)
+    resources = {"CPU": size.cpu_per_worker}
+    if config.use_gpu:
+        resources["GPU"] = size.gpu_per_worker
+    return TorchTrainer(
+        train_loop_per_worker,
+        # Train V2 has no resume_from_checkpoint: the loop takes the path (ray#49454)
+        train_loop_config={"trial": config.to_dict(),
+                           "resume_from": resume_from.path if resume_from else None},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=config.num_workers, use_gpu=config.use_gpu,
+            resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            name=name, storage_path=storage_path, callbacks=list(callbacks),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=keep_checkpoints),
+            failure_config=ray.train.FailureConfig(max_failures=max_failures)),
+    )
+
+
+def run_trial(config: TrialConfig, **kwargs) -> ray.train.Result:
+    """Train and score one trial; returns Ray Train's ``Result`` (metrics of the last report)."""
+    return make_trainer(config, **kwargs).fit()
