@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: install if needed, then run the demo.
+# The main job on the embedded default: install if needed, then a demo sweep.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
-exec xstilts trial demo "$@"
+exec xstilts run demo --storage xstilts-runs --name "demo-$(date +%Y%m%d-%H%M%S)" "$@"

@@ -21,7 +21,7 @@ class UsageError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="xstilts: %(message)s")
     try:
         return args.func(args)
     except (UsageError, ConfigError, KeyError, FileNotFoundError) as exc:
@@ -50,7 +50,111 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--name", default=None, help="run name (default: trial-CONFIGHASH-TIME)")
     t.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     t.set_defaults(func=_cmd_trial)
+
+    r = sub.add_parser("run", help="run (or extend) a sweep",
+                       description="Search with Ray Tune + Optuna (+ ASHA); results go to "
+                                   "STORAGE/NAME/results/*.parquet as trials finish.")
+    r.add_argument("preset", help=f"a shipped preset ({', '.join(preset_names())}) or a YAML file")
+    r.add_argument("--storage", default="xstilts-runs", help="folder or pyarrow URI (s3://...)")
+    r.add_argument("--name", default=None, help="sweep name (default: the preset's name)")
+    r.add_argument("--trials", type=int, default=None, help="trial budget (default: the preset's)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a trial-config key, or a sweep key as search.KEY=VALUE")
+    r.add_argument("-k", type=int, default=5, help="rows of the final best-configs table")
+    r.set_defaults(func=_cmd_run)
+
+    for cmd, text in (("best", "the best configurations by the scalar objective"),
+                      ("pareto", "the accuracy/ECE Pareto front")):
+        q = sub.add_parser(cmd, help=text, description=f"Print {text} of a sweep.")
+        q.add_argument("sweep", help="STORAGE/NAME of a sweep")
+        if cmd == "best":
+            q.add_argument("-k", type=int, default=5, help="how many (default 5)")
+        q.add_argument("--json", action="store_true", help="JSON rows with the full config")
+        q.set_defaults(func=_cmd_query, query=cmd)
     return p
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from search.query import best, load_sweep
+    from search.results import ResultsError
+    from search.sweep import SweepPlan, run_sweep
+
+    preset = load_preset(args.preset)
+    trial_sets = [o for o in args.overrides if not o.startswith("search.")]
+    sweep_changes = {}
+    for item in args.overrides:
+        if item.startswith("search."):
+            key, sep, raw = item[len("search."):].partition("=")
+            if not sep:
+                raise UsageError(f"--set {item!r} is not search.KEY=VALUE")
+            sweep_changes[key] = yaml.safe_load(raw)
+    if args.trials is not None:
+        sweep_changes["trials"] = args.trials
+    plan = SweepPlan(storage=_storage_path(args.storage), name=args.name or preset.name,
+                     base=preset.trial_config(trial_sets), sweep=preset.sweep_config(**sweep_changes))
+    print(f"xstilts: sweep {plan.path}: {plan.sweep.trials} trials, {plan.sweep.concurrency} at a "
+          f"time, {plan.sweep.sampler} sampler, mode {plan.sweep.mode}", flush=True)
+    from search.local_ray import ensure_ray
+
+    logging.getLogger("xstilts").setLevel(logging.INFO)
+    ensure_ray()
+    run_sweep(plan)
+    try:
+        top = best(load_sweep(plan.path), k=args.k)
+    except ResultsError as exc:
+        print(f"xstilts: {exc}", file=sys.stderr)
+        return 1
+    print(f"\nbest configurations of {plan.path}:")
+    print(format_trials(top))
+    return 0
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    from search.query import best, load_sweep, pareto
+    from search.results import ResultsError, config_from_row
+
+    try:
+        sweep = load_sweep(args.sweep)
+    except ResultsError as exc:
+        raise UsageError(str(exc)) from None
+    rows = best(sweep, k=args.k) if args.query == "best" else pareto(sweep)
+    if args.json:
+        import json
+
+        out = [{**{k: _plain(v) for k, v in r.items() if not k.startswith("config/")},
+                "config": config_from_row(r)} for r in rows.to_dict("records")]
+        print(json.dumps(out, indent=2, default=_plain))
+    else:
+        print(format_trials(rows))
+    return 0
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    if isinstance(v, float) and v != v:
+        return None
+    return v
+
+
+def format_trials(df) -> str:
+    """A compact table of trials: objective, accuracy, ECE and what was chosen."""
+    if df.empty:
+        return "(no finished trials)"
+    lines = [f"{'trial':<14}{'score':>8}{'zs_acc':>8}{'zs_ece':>8}  {'model':<6}{'lr':>9}  tasks (mixing)"]
+    for r in df.to_dict("records"):
+        raw = r.get("config/intermediate_tasks")
+        tasks = [] if raw is None else list(raw)
+        weights = {t: r.get(f"config/weights/{t}") for t in tasks}
+        mix = r.get("config/mixing") if len(tasks) > 1 else "-"
+        if mix == "softmax":
+            mix = "softmax " + ", ".join(f"{w:+.2f}" for w in weights.values() if w == w and w is not None)
+        lines.append(f"{r['trial_id']:<14}{r['objective']:>8.4f}{r['zs_accuracy']:>8.3f}"
+                     f"{r['zs_ece']:>8.3f}  {r['config/model_size']:<6}{r['config/learning_rate']:>9.2e}"
+                     f"  {'+'.join(tasks)} ({mix})")
+    return "\n".join(lines)
 
 
 def _cmd_trial(args: argparse.Namespace) -> int:

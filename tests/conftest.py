@@ -20,6 +20,7 @@ def embedded_cache(tmp_path_factory):
 def ray_local(embedded_cache):
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # the dashboard serves the State API that frees placement groups of stopped trials
+    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False)
     yield ray
     ray.shutdown()

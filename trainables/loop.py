@@ -149,7 +149,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         at_end = state["phase_step"] == steps_3
         if at_end or (cfg.eval_every and state["phase_step"] % cfg.eval_every == 0):
             metrics = {"phase": "target", "target_loss": _mean(losses),
-                       "target_steps": steps_3, "done": at_end}
+                       "target_step": state["phase_step"], "target_steps": steps_3,
+                       "finished": at_end}
             if rank == 0:
                 model.eval()
                 metrics.update(evaluate(core, target, eval_sets, en_dev, cfg, device))

@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from spaces.config import ConfigError, TrialConfig, apply_overrides
+from spaces.sweep import SweepConfig
 
 _SECTIONS = ("description", "trial", "search")
 
@@ -22,6 +23,10 @@ class Preset:
     trial: Mapping[str, Any]
     #: the sweep description (used by ``search``)
     search: Mapping[str, Any] = field(default_factory=dict)
+
+    def sweep_config(self, **changes: Any) -> SweepConfig:
+        """The preset's sweep config, with keyword changes (e.g. ``trials=20``)."""
+        return SweepConfig.from_dict({**self.search, **changes})
 
     def trial_config(self, overrides: Iterable[str] = ()) -> TrialConfig:
         """The preset's trial config with ``key=value`` overrides applied and validated."""
@@ -71,6 +76,10 @@ def parse_preset(text: str, *, name: str) -> Preset:
         problems.append(f"preset {name!r}: 'trial' must be a mapping of trial-config keys")
     if problems:
         raise ConfigError(problems)
-    TrialConfig.from_dict(trial)  # validate now: a bad preset fails before anything runs
+    if not isinstance(data.get("search") or {}, Mapping):
+        raise ConfigError([f"preset {name!r}: 'search' must be a mapping of sweep keys"])
+    # validate now: a bad preset fails before anything runs
+    TrialConfig.from_dict(trial)
+    SweepConfig.from_dict(data.get("search") or {})
     return Preset(name=name, description=str(data.get("description", "")),
                   trial=dict(trial), search=dict(data.get("search") or {}))

@@ -22,7 +22,7 @@ def test_one_trial_trains_and_scores_every_language(ray_local, tmp_path):
     cfg = TrialConfig(**SMALL)
     result = run_trial(cfg, storage_path=str(tmp_path), name="one", keep_checkpoints=None)
     m = result.metrics
-    assert m["done"] is True and m["phase"] == "target"
+    assert m["finished"] is True and m["phase"] == "target"
     steps_3 = math.ceil(96 / 16)
     assert m["step"] == 30 + steps_3 and m["intermediate_steps_run"] == 30
     for lang in ("en", "de", "fr", "sw"):
@@ -66,5 +66,5 @@ def test_checkpoint_of_another_config_is_refused(ray_local, tmp_path):
 def test_two_workers_ddp_on_cpu(ray_local, tmp_path):
     cfg = TrialConfig(**{**SMALL, "num_workers": 2, "intermediate_steps": 10})
     m = run_trial(cfg, storage_path=str(tmp_path), name="ddp").metrics
-    assert m["done"] is True and m["step"] == 10 + math.ceil(96 / 16)
+    assert m["finished"] is True and m["step"] == 10 + math.ceil(96 / 16)
     assert 0.0 <= m["zs_accuracy"] <= 1.0

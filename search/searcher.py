@@ -1,0 +1,87 @@
+"""Optuna inside Ray Tune, with two fixes to the stock ``OptunaSearch``.
+
+1. A trial stopped early by ASHA reached Optuna as COMPLETE with its truncated
+   score, so TPE learned from low-budget scores as if final. Here it is told as
+   PRUNED; its intermediate values (reported per phase-3 step) stay on the
+   Optuna trial, and TPE ranks pruned trials below completed ones by them.
+2. Intermediate values are keyed by our own ``target_step`` counter, not Tune's
+   ``training_iteration``, which restarts when a trial is resumed.
+
+A trial is finished when its last report says ``finished``; anything else that
+ends without an error was stopped early.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from spaces.space import SpaceSpec, define_space
+from spaces.sweep import SweepConfig
+
+log = logging.getLogger(__name__)
+STEP_KEY = "target_step"
+DONE_KEY = "finished"  # not "done": Tune fills that in itself
+
+
+class PruningOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` that reports early-stopped trials to Optuna as pruned."""
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if isinstance(self.metric, list) or trial_id in self._completed_trials:
+            return  # Optuna keeps no intermediate values for multi-objective studies
+        value = result.get(self.metric)
+        if value is None or STEP_KEY not in result:
+            return
+        step = int(result[STEP_KEY])
+        seen = self.__dict__.setdefault("_reported_steps", {}).setdefault(trial_id, set())
+        if step not in seen:  # a resumed trial repeats steps it already reported
+            seen.add(step)
+            self._ot_trials[trial_id].report(float(value), step)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        finished = bool(result and result.get(DONE_KEY))
+        if error or finished:
+            super().on_trial_complete(trial_id, result=result if finished else None, error=error)
+            return
+        # Stopped early (ASHA) or ended without its final report: not a final value.
+        # Tune hands the stopping result to on_trial_complete only, so record it here.
+        if result:
+            self.on_trial_result(trial_id, result)
+        self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+        self._completed_trials.add(trial_id)
+
+    @property
+    def study(self) -> optuna.Study:
+        return self._ot_study
+
+
+def make_searcher(sweep: SweepConfig) -> PruningOptunaSearch:
+    """The seeded sampler and the define-by-run space of a sweep."""
+    if sweep.mode == "multi":
+        metric: Any = ["zs_accuracy", "zs_ece"]
+        mode: Any = ["max", "min"]
+    else:
+        metric, mode = "score", "max"
+    if sweep.sampler == "random":
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=sweep.seed)
+    else:
+        # multivariate + group: conditional parameters (weights of included tasks) are
+        # modelled jointly; constant_liar keeps parallel workers from proposing the same point
+        sampler = optuna.samplers.TPESampler(
+            seed=sweep.seed, n_startup_trials=sweep.startup_trials, multivariate=True,
+            group=True, constant_liar=True, warn_independent_sampling=False)
+    return PruningOptunaSearch(space=functools.partial(_space, spec=sweep.space), metric=metric,
+                               mode=mode, sampler=sampler)
+
+
+def _space(trial: Any, spec: SpaceSpec) -> None:
+    # module-level so the searcher pickles into Tune's experiment state
+    define_space(trial, spec)

@@ -1,0 +1,83 @@
+"""The sweep configuration: the ``search:`` section of a preset, validated."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from spaces.config import ConfigError
+from spaces.space import SpaceSpec
+
+MODES: tuple[str, ...] = ("scalar", "multi")
+SAMPLERS: tuple[str, ...] = ("tpe", "random")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """How a sweep runs: budget, concurrency, sampler, scheduler, space."""
+
+    #: trials to finish (including ones stopped early by ASHA)
+    trials: int = 12
+    #: trials running at once; small, so TPE learns between suggestions (ray#14770)
+    concurrency: int = 2
+    #: seeds the Optuna sampler
+    seed: int = 0
+    #: scalar: maximise score; multi: maximise zs_accuracy and minimise zs_ece (Pareto)
+    mode: str = "scalar"
+    sampler: str = "tpe"
+    #: random trials before TPE models the space
+    startup_trials: int = 4
+    #: ASHA on the scalar score, in phase-3 steps; 0 grace disables early stopping
+    asha_grace: int = 10
+    asha_reduction: float = 2.0
+    space: SpaceSpec = field(default_factory=SpaceSpec)
+
+    def __post_init__(self) -> None:
+        problems = list(_problems(self))
+        if problems:
+            raise ConfigError(problems)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SweepConfig":
+        known = [f for f in cls.__dataclass_fields__]
+        problems = [f"search: unknown key {k!r}; known keys: {', '.join(known)}"
+                    for k in data if k not in known]
+        if problems:
+            raise ConfigError(problems)
+        kwargs = dict(data)
+        if "space" in kwargs:
+            kwargs["space"] = SpaceSpec.from_dict(kwargs["space"] or {})
+        for key in ("trials", "concurrency", "seed", "startup_trials", "asha_grace"):
+            if key in kwargs and (isinstance(kwargs[key], bool) or not isinstance(kwargs[key], int)):
+                problems.append(f"search.{key}={kwargs[key]!r}: expected an integer")
+        if problems:
+            raise ConfigError(problems)
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "space"}
+        return {**out, "space": self.space.to_dict()}
+
+    def replace(self, **changes: Any) -> "SweepConfig":
+        d = self.to_dict()
+        d.update(changes)
+        return SweepConfig.from_dict(d)
+
+
+def _problems(s: SweepConfig) -> Iterable[str]:
+    if s.trials < 1:
+        yield f"trials={s.trials}: expected a budget of at least 1 trial"
+    if s.concurrency < 1:
+        yield f"concurrency={s.concurrency}: expected at least 1 trial at a time"
+    if s.mode not in MODES:
+        yield f"mode={s.mode!r} is unknown; choose one of: {', '.join(MODES)}"
+    if s.sampler not in SAMPLERS:
+        yield f"sampler={s.sampler!r} is unknown; choose one of: {', '.join(SAMPLERS)}"
+    if s.startup_trials < 0:
+        yield f"startup_trials={s.startup_trials}: expected 0 or more"
+    if s.asha_grace < 0:
+        yield f"asha_grace={s.asha_grace}: expected 0 (off) or a positive step count"
+    if not (isinstance(s.asha_reduction, (int, float)) and math.isfinite(s.asha_reduction)
+            and s.asha_reduction > 1):
+        yield f"asha_reduction={s.asha_reduction!r}: expected a number > 1"

@@ -1,0 +1,134 @@
+"""Real sweeps: Ray Tune + Optuna + ASHA over Ray Train trials on CPU."""
+
+import subprocess
+import sys
+
+import optuna
+import pandas as pd
+import pytest
+
+from search.query import best, load_sweep, pareto
+from search.results import CORE_COLUMNS, SCHEMA_KEY, read_table
+from search.sweep import SweepPlan, run_sweep
+from spaces.config import TrialConfig
+from spaces.space import SpaceSpec
+from spaces.sweep import SweepConfig
+
+pytestmark = pytest.mark.ray
+
+BASE = TrialConfig(intermediate_steps=20, target_epochs=1.0, batch_size=16, max_length=48,
+                   max_train_examples=96, max_eval_examples=64, eval_every=2, learning_rate=2e-3)
+TARGET_STEPS = 6  # ceil(96 / 16)
+SPACE = SpaceSpec(tasks=("demo-polarity", "demo-topic"), learning_rate=(1e-3, 4e-3),
+                  intermediate_steps=(10, 30, 10), batch_size=(16,), target_epochs=(1.0,))
+
+
+def _dominated(row, others) -> bool:
+    return any(o["zs_accuracy"] >= row["zs_accuracy"] and o["zs_ece"] <= row["zs_ece"]
+               and (o["zs_accuracy"], o["zs_ece"]) != (row["zs_accuracy"], row["zs_ece"])
+               for o in others)
+
+
+def test_asha_sweep_stops_most_trials_prunes_them_in_optuna_and_writes_parquet(ray_local, tmp_path):
+    sweep = SweepConfig(trials=8, concurrency=2, seed=0, startup_trials=4, asha_grace=2,
+                        asha_reduction=4, space=SPACE)
+    plan = SweepPlan(storage=str(tmp_path), name="asha", base=BASE, sweep=sweep)
+    outcome = run_sweep(plan)  # a stall on resources held by stopped trials would hang here
+
+    table = read_table(plan.path, "trials")
+    assert table.schema.metadata[SCHEMA_KEY] == b"1"
+    assert [n for n, _ in CORE_COLUMNS] == table.column_names[:len(CORE_COLUMNS)]
+    assert {"config/intermediate_tasks", "config/learning_rate", "config/seed"} <= set(table.column_names)
+    df = table.to_pandas()
+    assert len(df) == 8 and df["trial_id"].is_unique
+    assert set(df["status"]) <= {"finished", "stopped"}
+    stopped, finished = df[df["status"] == "stopped"], df[df["status"] == "finished"]
+    assert len(stopped) >= 4, df[["trial_id", "status", "target_step", "objective"]]
+    assert len(finished) >= 1
+    assert (stopped["target_step"] < TARGET_STEPS).all()
+    assert (finished["target_step"] == TARGET_STEPS).all()
+    assert df["objective"].notna().all()
+
+    # Optuna learned stopped trials as pruned (with their intermediate values), not complete
+    states = pd.Series([t.state.name for t in outcome.study.trials]).value_counts().to_dict()
+    assert states.get("PRUNED", 0) == len(stopped) and states.get("COMPLETE", 0) == len(finished)
+    for t in outcome.study.trials:
+        if t.state == optuna.trial.TrialState.PRUNED:
+            # Optuna keeps a pruned trial's last intermediate value as its value
+            last = t.intermediate_values[max(t.intermediate_values)]
+            assert t.value == last and max(t.intermediate_values) < TARGET_STEPS
+        else:
+            assert t.value is not None
+
+    s = load_sweep(plan.path)
+    top = best(s, k=3)
+    assert top["objective"].iloc[0] == finished["objective"].max()
+    assert set(top["status"]) == {"finished"}
+    front = pareto(s).to_dict("records")
+    rows = finished.to_dict("records")
+    assert front and not any(_dominated(r, rows) for r in front)
+    langs = s.languages
+    assert set(langs["language"]) == {"en", "de", "fr", "sw"}
+    assert set(langs["trial_id"]) == set(df["trial_id"])
+    assert len(s.history) >= len(df)  # every trial reported at least its first rung
+
+
+def test_multi_objective_sweep_returns_a_non_dominated_set(ray_local, tmp_path):
+    sweep = SweepConfig(trials=4, concurrency=2, seed=1, mode="multi", startup_trials=2,
+                        asha_grace=0, space=SPACE)
+    plan = SweepPlan(storage=str(tmp_path), name="multi", base=BASE, sweep=sweep)
+    outcome = run_sweep(plan)
+    assert len(outcome.study.directions) == 2
+    assert all(len(t.values) == 2 for t in outcome.study.trials)
+    s = load_sweep(plan.path)
+    finished = s.trials[s.trials["status"] == "finished"].to_dict("records")
+    assert len(finished) == 4
+    front = pareto(s).to_dict("records")
+    ids = {r["trial_id"] for r in front}
+    assert front and not any(_dominated(r, finished) for r in front)
+    for r in finished:  # everything left out is dominated by the front
+        assert r["trial_id"] in ids or _dominated(r, front)
+
+
+PRESET = """
+trial:
+  intermediate_tasks: [demo-polarity]
+  intermediate_steps: 10
+  target_epochs: 1
+  batch_size: 16
+  max_length: 48
+  max_train_examples: 64
+  max_eval_examples: 48
+  eval_every: 0
+search:
+  trials: 2
+  concurrency: 1
+  asha_grace: 0
+  space:
+    tasks: [demo-polarity]
+    learning_rate: [2.0e-3, 2.0e-3]
+    warmup_ratio: [0.1, 0.1]
+    intermediate_steps: [10, 10, 10]
+    target_epochs: [1]
+    batch_size: [16]
+"""
+
+
+def test_cli_run_trains_an_identical_config_once(embedded_cache, tmp_path):
+    preset = tmp_path / "one-point.yaml"
+    preset.write_text(PRESET)
+    proc = subprocess.run(
+        [sys.executable, "-m", "search.cli", "run", str(preset), "--storage", str(tmp_path / "runs"),
+         "--name", "dedup"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "best configurations of" in proc.stdout
+    df = load_sweep(str(tmp_path / "runs" / "dedup")).trials
+    assert sorted(df["status"]) == ["duplicate", "finished"]
+    first = df[df["status"] == "finished"].iloc[0]
+    dup = df[df["status"] == "duplicate"].iloc[0]
+    assert dup["duplicate_of"] == first["trial_id"] and dup["config_hash"] == first["config_hash"]
+    assert dup["objective"] == first["objective"]
+    train_runs = list((tmp_path / "runs" / "dedup" / "train").iterdir())
+    assert len(train_runs) == 1  # trained once
+    # the final table names the finished trial
+    assert first["trial_id"] in proc.stdout
