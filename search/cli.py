@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -83,17 +82,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     preset = load_preset(args.preset)
     trial_sets = [o for o in args.overrides if not o.startswith("search.")]
-    sweep_changes = {}
+    sweep_changes: dict[str, Any] = {}
     for item in args.overrides:
         if item.startswith("search."):
             key, sep, raw = item[len("search."):].partition("=")
             if not sep:
                 raise UsageError(f"--set {item!r} is not search.KEY=VALUE")
-            sweep_changes[key] = yaml.safe_load(raw)
+            if key.startswith("space."):  # search.space.tasks=[a, b]
+                space = dict(sweep_changes.get("space") or preset.search.get("space") or {})
+                space[key[len("space."):]] = yaml.safe_load(raw)
+                sweep_changes["space"] = space
+            else:
+                sweep_changes[key] = yaml.safe_load(raw)
     if args.trials is not None:
         sweep_changes["trials"] = args.trials
     plan = SweepPlan(storage=_storage_path(args.storage), name=args.name or preset.name,
                      base=preset.trial_config(trial_sets), sweep=preset.sweep_config(**sweep_changes))
+    _preflight([plan.base.target, *plan.sweep.space.tasks], plan.sweep.space.model_sizes)
+    _check_storage(plan.storage)
     print(f"xstilts: sweep {plan.path}: {plan.sweep.trials} trials, {plan.sweep.concurrency} at a "
           f"time, {plan.sweep.sampler} sampler, mode {plan.sweep.mode}", flush=True)
     from search.local_ray import ensure_ray
@@ -165,6 +171,8 @@ def _cmd_trial(args: argparse.Namespace) -> int:
           f"{', '.join(config.intermediate_tasks) or '(none)'}, model {config.model_size}",
           flush=True)
 
+    _preflight([config.target, *config.intermediate_tasks], [config.model_size])
+    _check_storage(storage)
     from ray.train import TrainingFailedError
 
     from search.local_ray import ensure_ray
@@ -211,17 +219,26 @@ def _train_language(target: str) -> str:
 
 
 def _storage_path(raw: str) -> str:
-    if "://" in raw:
-        return raw
-    path = Path(raw).expanduser().resolve()
+    """An absolute path or a URI; created and probed only once the run is cleared to start."""
+    return raw if "://" in raw else str(Path(raw).expanduser().resolve())
+
+
+def _preflight(tasks, model_sizes) -> None:
+    from spaces.models import get_model_size
+    from trainables.preflight import preflight
+
+    problems = preflight(tasks, [get_model_size(m).checkpoint for m in model_sizes])
+    if problems:
+        raise UsageError("this run cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _check_storage(storage: str) -> None:
+    from search.sweep import check_storage
+
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--storage {raw!r} cannot be created ({exc.strerror}); "
-                         "give a writable folder") from None
-    if not os.access(path, os.W_OK):
-        raise UsageError(f"--storage {raw!r} is not writable; give a writable folder")
-    return str(path)
+        check_storage(storage)
+    except PermissionError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -11,17 +11,21 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, Mapping
 
-Format = Literal["classification", "multiple_choice"]
+Format = Literal["classification", "multiple_choice", "span_qa", "tagging"]
 Role = Literal["intermediate", "target"]
 SourceKind = Literal["hf", "files", "demo"]
 
-FORMATS: tuple[str, ...] = ("classification", "multiple_choice")
+FORMATS: tuple[str, ...] = ("classification", "multiple_choice", "span_qa", "tagging")
+#: formats the trainable can train and score today
+TRAINABLE_FORMATS: tuple[str, ...] = ("classification", "multiple_choice")
 
 #: Canonical column names per format; a task maps each to its dataset's column.
 CANONICAL_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "classification": ("text_a", "text_b", "label"),
         "multiple_choice": ("context", "choices", "label"),
+        "span_qa": ("question", "context", "answers"),
+        "tagging": ("tokens", "tags"),
     }
 )
 
@@ -180,3 +184,71 @@ register(TaskSpec(
     languages=_PAWSX_LANGS,
     description="PAWS-X paraphrase identification, zero-shot in 6 languages",
 ))
+
+
+# --- the paper's other intermediate tasks (Phang et al. 2020, Table 1) ---------------
+_TRAIN_DEV = MappingProxyType({"train": "train", "dev": "validation"})
+register(TaskSpec(
+    name="anli", role="intermediate", format="classification",
+    source=TaskSource("hf", "facebook/anli", None, splits=MappingProxyType(
+        {"train": "train_r1+train_r2+train_r3", "dev": "dev_r1+dev_r2+dev_r3"})),
+    columns=_frozen({"text_a": "premise", "text_b": "hypothesis", "label": "label"}),
+    labels=_NLI_LABELS,
+    description="ANLI rounds 1-3 (the paper's ANLI+ adds MNLI and SNLI: include mnli too)",
+))
+register(TaskSpec(
+    name="ccg", role="intermediate", format="tagging",
+    source=TaskSource("files", "ccgbank/{split}.{lang}.jsonl",
+                      splits=MappingProxyType({"train": "train", "dev": "dev"})),
+    columns=_frozen({"tokens": "tokens", "tags": "tags"}),
+    labels=(),
+    description="CCG supertagging, 38k sentences; CCGbank is licensed: local files only",
+))
+register(TaskSpec(
+    name="commonsenseqa", role="intermediate", format="multiple_choice",
+    source=TaskSource("hf", "tau/commonsense_qa", None, splits=_TRAIN_DEV),
+    columns=_frozen({"context": "question", "choices": "choices.text", "label": "answerKey"}),
+    labels=("A", "B", "C", "D", "E"),
+    description="CommonsenseQA, 9.7k questions, 5 choices",
+))
+register(TaskSpec(
+    name="cosmosqa", role="intermediate", format="multiple_choice",
+    source=TaskSource("hf", "allenai/cosmos_qa", None, splits=_TRAIN_DEV),
+    columns=_frozen({"context": "context", "choices": "answer0,answer1,answer2,answer3",
+                     "label": "label"}),
+    labels=("0", "1", "2", "3"),
+    description="Cosmos QA, 25k questions, 4 choices",
+))
+register(TaskSpec(
+    name="hellaswag", role="intermediate", format="multiple_choice",
+    source=TaskSource("hf", "Rowan/hellaswag", None, splits=_TRAIN_DEV),
+    columns=_frozen({"context": "ctx", "choices": "endings", "label": "label"}),
+    labels=("0", "1", "2", "3"),
+    description="HellaSwag, 39.9k contexts, 4 endings",
+))
+register(TaskSpec(
+    name="qqp", role="intermediate", format="classification",
+    source=TaskSource("hf", "nyu-mll/glue", "qqp", splits=_TRAIN_DEV),
+    columns=_frozen({"text_a": "question1", "text_b": "question2", "label": "label"}),
+    labels=("not_duplicate", "duplicate"),
+    description="Quora Question Pairs, 363.8k pairs",
+))
+register(TaskSpec(
+    name="squad", role="intermediate", format="span_qa",
+    source=TaskSource("hf", "rajpurkar/squad", None, splits=_TRAIN_DEV),
+    columns=_frozen({"question": "question", "context": "context", "answers": "answers"}),
+    labels=(),
+    metric="f1",
+    description="SQuAD v1.1, 87.6k questions, span extraction",
+))
+register(TaskSpec(
+    name="sst2", role="intermediate", format="classification",
+    source=TaskSource("hf", "nyu-mll/glue", "sst2", splits=_TRAIN_DEV),
+    columns=_frozen({"text_a": "sentence", "text_b": None, "label": "label"}),
+    labels=("negative", "positive"),
+    description="SST-2 sentiment, 67k sentences",
+))
+
+#: the paper's nine intermediate tasks, in its order
+PAPER_INTERMEDIATE: tuple[str, ...] = (
+    "anli", "ccg", "commonsenseqa", "cosmosqa", "hellaswag", "mnli", "qqp", "squad", "sst2")

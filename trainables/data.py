@@ -113,7 +113,13 @@ def encode(task: TaskSpec, rows, tokenizer, *, max_length: int, limit: int = 0) 
     kw = dict(truncation=True, max_length=max_length)
     if task.format == "multiple_choice":
         contexts, choices = list(rows[col["context"]]), list(rows[col["choices"]])
-        ids = [tokenizer([c] * len(ch), list(ch), **kw)["input_ids"] for c, ch in zip(contexts, choices)]
+        # one tokenizer call for all (context, choice) pairs, regrouped per example
+        flat = tokenizer([c for c, ch in zip(contexts, choices) for _ in ch],
+                         [x for ch in choices for x in ch], **kw)["input_ids"]
+        ids, start = [], 0
+        for ch in choices:
+            ids.append(flat[start:start + len(ch)])
+            start += len(ch)
     else:
         second = list(rows[col["text_b"]]) if col.get("text_b") else None
         ids = tokenizer(list(rows[col["text_a"]]), second, **kw)["input_ids"]
