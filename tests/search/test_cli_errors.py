@@ -56,3 +56,12 @@ def test_unwritable_storage_is_refused(tmp_path):
     proc = _xstilts("run", "demo", "--storage", str(blocker / "sub"), "--name", "x")
     assert proc.returncode == 2 and "is not writable" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and blocker.read_text() == "not a folder"
+
+
+def test_run_refuses_an_existing_sweep_and_leaves_it_untouched(tmp_path):
+    sweep = tmp_path / "runs" / "taken" / "results"
+    sweep.mkdir(parents=True)
+    (sweep / "trials.parquet").write_bytes(b"precious")
+    proc = _xstilts("run", "demo", "--storage", str(tmp_path / "runs"), "--name", "taken")
+    assert proc.returncode == 2 and "a sweep already exists" in proc.stderr
+    assert (sweep / "trials.parquet").read_bytes() == b"precious"
