@@ -185,7 +185,9 @@ def _cmd_trial(args: argparse.Namespace) -> int:
     try:
         result = run_trial(config, storage_path=storage, name=name)
     except TrainingFailedError as exc:
-        print(f"xstilts: trial failed: {_root_cause(exc)}", file=sys.stderr)
+        from search.trainable import root_cause
+
+        print(f"xstilts: trial failed: {root_cause(exc)}", file=sys.stderr)
         return 1
     metrics = result.metrics or {}
     if args.json:
@@ -251,12 +253,6 @@ def _check_storage(storage: str) -> None:
         check_storage(storage)
     except PermissionError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _root_cause(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    errors = [line for line in text if "Error:" in line and not line.startswith(" ")]
-    return errors[-1] if errors else (text[-1] if text else type(exc).__name__)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     target_train = load(target, "train", target.train_language, cfg.max_train_examples)
     eval_sets = {lang: load(target, cfg.eval_split, lang, cfg.max_eval_examples)
                  for lang in target.languages} if rank == 0 else {}
-    en_dev = load(target, "dev", target.train_language, cfg.max_eval_examples) if rank == 0 else None
+    en_dev = None
+    if rank == 0:  # English dev fits the temperature; scored too when eval_split is dev
+        en_dev = eval_sets[target.train_language] if cfg.eval_split == "dev" else \
+            load(target, "dev", target.train_language, cfg.max_eval_examples)
 
     probs = task_probabilities(cfg.mixing, sizes={n: len(d) for n, d in inter_train.items()},
                                logits=cfg.mixing_logits(), temperature=cfg.mixing_temperature,
