@@ -88,12 +88,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
             key, sep, raw = item[len("search."):].partition("=")
             if not sep:
                 raise UsageError(f"--set {item!r} is not search.KEY=VALUE")
+            try:
+                value = yaml.safe_load(raw)
+            except yaml.YAMLError:
+                raise UsageError(f"--set {item!r}: the value is not valid YAML") from None
             if key.startswith("space."):  # search.space.tasks=[a, b]
                 space = dict(sweep_changes.get("space") or preset.search.get("space") or {})
-                space[key[len("space."):]] = yaml.safe_load(raw)
+                space[key[len("space."):]] = value
                 sweep_changes["space"] = space
             else:
-                sweep_changes[key] = yaml.safe_load(raw)
+                sweep_changes[key] = value
     if args.trials is not None:
         sweep_changes["trials"] = args.trials
     plan = SweepPlan(storage=_storage_path(args.storage), name=args.name or preset.name,

@@ -42,6 +42,8 @@ def test_paper_preset_without_hub_fails_clearly_before_anything_starts(preset, t
     (["run", "demo", "--trials", "0"], "trials=0: expected a budget of at least 1"),
     (["run", "demo", "--set", "search.mode=pareto"], "mode='pareto' is unknown"),
     (["run", "demo", "--set", "search.space.tasks=[]"], "search.space.tasks is empty"),
+    (["run", "demo", "--set", "search.trials=[1"], "the value is not valid YAML"),
+    (["run", "demo", "--set", "search.space.tasks=[demo-polarity, squad]"], "format 'span_qa'"),
 ])
 def test_bad_input_gives_one_message_and_exit_2(args, needle, tmp_path):
     proc = _xstilts(*args, "--storage", str(tmp_path / "runs"))
