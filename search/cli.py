@@ -104,7 +104,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                      base=preset.trial_config(trial_sets), sweep=preset.sweep_config(**sweep_changes))
     _preflight([plan.base.target, *plan.sweep.space.tasks], plan.sweep.space.model_sizes)
     _check_storage(plan.storage)
-    if _exists(plan.path):
+    from search.results import exists
+
+    if exists(plan.path):
         raise UsageError(f"a sweep already exists at {plan.path}; its results are kept as they "
                          "are. Choose another --name (resuming a sweep is not supported yet)")
     print(f"xstilts: sweep {plan.path}: {plan.sweep.trials} trials, {plan.sweep.concurrency} at a "
@@ -239,15 +241,6 @@ def _preflight(tasks, model_sizes) -> None:
     problems = preflight(tasks, [get_model_size(m).checkpoint for m in model_sizes])
     if problems:
         raise UsageError("this run cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
-
-
-def _exists(path: str) -> bool:
-    from pyarrow.fs import FileType
-
-    from search.results import filesystem
-
-    fs, local = filesystem(path)
-    return fs.get_file_info(local).type != FileType.NotFound
 
 
 def _check_storage(storage: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
-from search.results import ResultsError, config_from_row, filesystem, read_table
+from search.results import ResultsError, config_from_row, exists, read_table
 
 
 @dataclass
@@ -43,10 +43,7 @@ class Sweep:
 
 def load_sweep(path: str) -> Sweep:
     """Read a sweep's results (``STORAGE/NAME``, a local path or a URI)."""
-    fs, local = filesystem(path)
-    from pyarrow.fs import FileType
-
-    if fs.get_file_info(local).type == FileType.NotFound:
+    if not exists(path):
         raise FileNotFoundError(f"no sweep at {path!r}; give STORAGE/NAME of a sweep started "
                                 "with `xstilts run`")
     trials = read_table(path, "trials")

@@ -66,6 +66,12 @@ def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), path
 
 
+def exists(path: str) -> bool:
+    """Whether a file or folder exists at a local path or URI."""
+    fs, local = filesystem(path)
+    return fs.get_file_info(local).type != pafs.FileType.NotFound
+
+
 def results_dir(sweep_path: str) -> str:
     return f"{sweep_path.rstrip('/')}/results"
 
@@ -87,9 +93,9 @@ def write_table(table: pa.Table, sweep_path: str, name: str) -> None:
 
 def read_table(sweep_path: str, name: str) -> pa.Table | None:
     """A results table, or None if the sweep has not written it yet."""
-    fs, path = filesystem(table_path(sweep_path, name))
-    if fs.get_file_info(path).type == pafs.FileType.NotFound:
+    if not exists(table_path(sweep_path, name)):
         return None
+    fs, path = filesystem(table_path(sweep_path, name))
     try:
         table = pq.read_table(path, filesystem=fs)
     except (pa.ArrowInvalid, OSError) as exc:

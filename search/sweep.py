@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 
@@ -16,9 +15,6 @@ from search.searcher import STEP_KEY, make_searcher
 from search.trainable import tune_trial
 from spaces.config import TrialConfig
 from spaces.sweep import SweepConfig
-
-log = logging.getLogger("xstilts.sweep")
-
 
 @dataclass(frozen=True)
 class SweepPlan:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import Iterable, Literal, Mapping
 
 Format = Literal["classification", "multiple_choice", "span_qa", "tagging"]
 Role = Literal["intermediate", "target"]
@@ -106,6 +106,11 @@ def register(spec: TaskSpec) -> TaskSpec:
         )
     _REGISTRY[spec.name] = spec
     return spec
+
+
+def untrainable(tasks: Iterable[TaskSpec]) -> list[str]:
+    """``name (format)`` of each task whose format trials cannot train yet."""
+    return [f"{t.name} ({t.format})" for t in tasks if t.format not in TRAINABLE_FORMATS]
 
 
 def get_task(name: str) -> TaskSpec:

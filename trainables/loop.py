@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from spaces.config import TrialConfig
 from spaces.models import get_model_size
 from spaces.objective import macro_mean, score
-from spaces.tasks import TRAINABLE_FORMATS, TaskSpec, get_task
+from spaces.tasks import TRAINABLE_FORMATS, TaskSpec, get_task, untrainable
 from trainables import calibration
 from trainables.data import Cursor, Encoded, encode, load_rows
 from trainables.embedded import resolve_checkpoint
@@ -59,9 +59,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     encoder = AutoModel.from_pretrained(path, add_pooling_layer=False)
     target = get_task(cfg.target)
     inters = [get_task(t) for t in cfg.intermediate_tasks] if cfg.intermediate_steps else []
-    untrainable = [f"{t.name} ({t.format})" for t in inters + [target] if t.format not in TRAINABLE_FORMATS]
-    if untrainable:
-        raise ValueError(f"tasks {untrainable} have formats trials cannot train yet; trainable "
+    refused = untrainable(inters + [target])
+    if refused:
+        raise ValueError(f"tasks {refused} have formats trials cannot train yet; trainable "
                          f"formats: {', '.join(TRAINABLE_FORMATS)}")
     model = MultiTaskModel(encoder, inters + [target])
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 from spaces.models import EMBEDDED_TINY
-from spaces.tasks import TRAINABLE_FORMATS, get_task
+from spaces.tasks import TRAINABLE_FORMATS, get_task, untrainable
 
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
@@ -22,7 +22,7 @@ def preflight(tasks: Iterable[str], checkpoints: Iterable[str]) -> list[str]:
     datasets_needed: list[str] = []
     for name in dict.fromkeys(tasks):
         task = get_task(name)
-        if task.format not in TRAINABLE_FORMATS:
+        if untrainable([task]):
             problems.append(
                 f"task {name!r} has format {task.format!r}, which trials cannot train yet "
                 f"(trainable formats: {', '.join(TRAINABLE_FORMATS)}); leave it out, e.g. "

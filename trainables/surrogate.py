@@ -3,7 +3,7 @@
 For benchmarks and large-scale tests of the search machinery: it takes the
 same ``TrialConfig`` as a real trial and returns the same headline metrics
 (``score``, ``zs_accuracy``, ``zs_ece``) in microseconds. Its noise-free
-optimum is known in closed form (``SURROGATE_OPTIMUM`` for the demo space), so
+optimum is known in closed form (``surrogate_optimum()`` for the demo space), so
 "how many trials until within a margin of the best" can be measured.
 
 Shape (each term separable, so the optimum is the sum of the terms' maxima):
@@ -21,6 +21,7 @@ import random
 
 from spaces.config import TrialConfig
 from spaces.objective import score
+from trainables.mixing import task_probabilities
 
 TASK_GAIN = {"demo-polarity": 0.10, "demo-match": 0.04, "demo-topic": -0.03}
 BEST_LR = 2.5e-3
@@ -31,10 +32,9 @@ def surrogate_accuracy(cfg: TrialConfig) -> float:
     acc = 0.50 + sum(TASK_GAIN.get(t, 0.0) for t in tasks)
     if len(tasks) > 1:
         if cfg.mixing == "softmax":
-            logits = cfg.mixing_logits()
-            m = max(logits.values())
-            z = {t: math.exp(v - m) for t, v in logits.items()}
-            acc += 0.03 * z.get("demo-polarity", 0.0) / sum(z.values())
+            p = task_probabilities("softmax", sizes=dict.fromkeys(tasks, 1),
+                                   logits=cfg.mixing_logits())
+            acc += 0.03 * p.get("demo-polarity", 0.0)
         else:
             acc += 0.01 if cfg.mixing == "proportional" else 0.015
     acc -= 0.05 * (math.log10(cfg.learning_rate) - math.log10(BEST_LR)) ** 2
