@@ -62,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-k", type=int, default=5, help="rows of the final best-configs table")
     r.set_defaults(func=_cmd_run)
 
+    rs = sub.add_parser("resume", help="continue a sweep whose driver stopped",
+                        description="Continue the sweep at STORAGE/NAME where it stopped: recorded "
+                                    "trials are kept and never rerun, unfinished ones continue "
+                                    "from their last checkpoint, the sampler keeps every result.")
+    rs.add_argument("sweep", help="STORAGE/NAME of the sweep (a folder or a URI)")
+    rs.add_argument("-k", type=int, default=5, help="rows of the final best-configs table")
+    rs.set_defaults(func=_cmd_resume)
+
     for cmd, text in (("best", "the best configurations by the scalar objective"),
                       ("pareto", "the accuracy/ECE Pareto front")):
         q = sub.add_parser(cmd, help=text, description=f"Print {text} of a sweep.")
@@ -76,9 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     import yaml
 
-    from search.query import best, load_sweep
-    from search.results import ResultsError
-    from search.sweep import SweepPlan, run_sweep
+    from search.sweep import SweepPlan
 
     preset = load_preset(args.preset)
     trial_sets = [o for o in args.overrides if not o.startswith("search.")]
@@ -108,16 +114,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if exists(plan.path):
         raise UsageError(f"a sweep already exists at {plan.path}; its results are kept as they "
-                         "are. Choose another --name (resuming a sweep is not supported yet)")
+                         f"are. To continue it: xstilts resume {plan.path}   To start another: "
+                         "choose a new --name")
     print(f"xstilts: sweep {plan.path}: {plan.sweep.trials} trials, {plan.sweep.concurrency} at a "
           f"time, {plan.sweep.sampler} sampler, mode {plan.sweep.mode}", flush=True)
+    return _launch(plan, resume=False, k=args.k)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from search.results import TABLES, ResultsError, read_table
+    from search.sweep import can_resume, load_plan
+
+    path = _storage_path(args.sweep).rstrip("/")
+    plan = load_plan(path)
+    for table in TABLES:  # unreadable results stop the resume before anything is written
+        try:
+            read_table(path, table)
+        except ResultsError as exc:
+            raise UsageError(str(exc)) from None
+    if not can_resume(path):
+        raise UsageError(f"{path} has no Tune experiment state to resume from (the driver "
+                         "stopped before its first snapshot); start it again with "
+                         f"`xstilts run --name {plan.name}` after moving the folder aside")
+    _preflight([plan.base.target, *plan.sweep.space.tasks], plan.sweep.space.model_sizes)
+    _check_storage(plan.storage)
+    print(f"xstilts: resuming sweep {plan.path}: budget {plan.sweep.trials} trials", flush=True)
+    return _launch(plan, resume=True, k=args.k)
+
+
+def _launch(plan, *, resume: bool, k: int) -> int:
     from search.local_ray import ensure_ray
+    from search.query import best, load_sweep
+    from search.results import ResultsError
+    from search.sweep import run_sweep
 
     logging.getLogger("xstilts").setLevel(logging.INFO)
     ensure_ray()
-    run_sweep(plan)
+    run_sweep(plan, resume=resume)
     try:
-        top = best(load_sweep(plan.path), k=args.k)
+        top = best(load_sweep(plan.path), k=k)
     except ResultsError as exc:
         print(f"xstilts: {exc}", file=sys.stderr)
         return 1
@@ -134,6 +169,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
         sweep = load_sweep(args.sweep)
     except ResultsError as exc:
         raise UsageError(str(exc)) from None
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # an unreachable or refusing S3 endpoint
+        raise UsageError(f"cannot read the sweep at {args.sweep!r} ({exc})") from None
     rows = best(sweep, k=args.k) if args.query == "best" else pareto(sweep)
     if args.json:
         import json

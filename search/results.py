@@ -157,19 +157,55 @@ def versions() -> str:
     return json.dumps(found, sort_keys=True)
 
 
-# -- looking up a config --------------------------------------------------------------------
-def finished_metrics(sweep_path: str, config_hash: str) -> dict[str, Any] | None:
-    """The reported metrics of a finished trial with this config hash, if any."""
+# -- looking up a config or a trial -------------------------------------------------------
+METRIC_COLUMNS = {"score": "objective", "zs_accuracy": "zs_accuracy", "zs_ece": "zs_ece",
+                  "zs_ece_ts": "zs_ece_ts", "target_step": "target_step"}
+
+
+def reported_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What a trial recorded in ``row`` reported to Tune, so it can be reported again."""
+    out = {key: row[col] for key, col in METRIC_COLUMNS.items()}
+    return {**out, "finished": row["status"] == "finished", "trial_id": row["trial_id"]}
+
+
+def _rows(sweep_path: str) -> list[dict[str, Any]]:
     table = read_table(sweep_path, "trials")
     if table is None:
-        return None
-    for row in table.select(["trial_id", "config_hash", "status", "objective", "zs_accuracy",
-                             "zs_ece", "zs_ece_ts", "target_step"]).to_pylist():
+        return []
+    return table.select(["trial_id", "config_hash", "status", "error",
+                         *METRIC_COLUMNS.values()]).to_pylist()
+
+
+def finished_metrics(sweep_path: str, config_hash: str) -> dict[str, Any] | None:
+    """The reported metrics of a finished trial with this config hash, if any."""
+    for row in _rows(sweep_path):
         if row["config_hash"] == config_hash and row["status"] == "finished":
-            return {"score": row["objective"], "zs_accuracy": row["zs_accuracy"],
-                    "zs_ece": row["zs_ece"], "zs_ece_ts": row["zs_ece_ts"],
-                    "target_step": row["target_step"], "finished": True, "trial_id": row["trial_id"]}
+            return reported_metrics(row)
     return None
+
+
+def recorded_trial(sweep_path: str, trial_id: str) -> dict[str, Any] | None:
+    """The ``trials`` row of this trial, if the sweep recorded it already."""
+    return next((r for r in _rows(sweep_path) if r["trial_id"] == trial_id), None)
+
+
+FAILURE_FILE = "xstilts-failed.txt"
+
+
+def write_failure(run_dir: str, cause: str) -> None:
+    """Mark a Train run as failed for good, so a retry reports the cause without training."""
+    fs, path = filesystem(f"{run_dir}/{FAILURE_FILE}")
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as f:
+        f.write(cause.encode())
+
+
+def read_failure(run_dir: str) -> str | None:
+    if not exists(f"{run_dir}/{FAILURE_FILE}"):
+        return None
+    fs, path = filesystem(f"{run_dir}/{FAILURE_FILE}")
+    with fs.open_input_stream(path) as f:
+        return f.read().decode()
 
 
 # -- the writer -------------------------------------------------------------------------------
@@ -178,18 +214,33 @@ class ResultsWriter(tune.Callback):
 
     def __init__(self, sweep_path: str, *, sweep: str, base: TrialConfig, spec: SpaceSpec):
         self.sweep_path, self.sweep, self.base, self.spec = sweep_path, sweep, base, spec
+        self._reset()
+
+    def _reset(self) -> None:
         self.rows: dict[str, dict[str, Any]] = {}
         self.languages: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
         self.pending: dict[str, list[dict[str, Any]]] = {}
-        for name, target in (("trials", None), ("languages", self.languages), ("history", self.history)):
-            table = read_table(sweep_path, name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # pickled into Tune's experiment state: the tables are on storage, not in the pickle
+        return {k: self.__dict__[k] for k in ("sweep_path", "sweep", "base", "spec")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset()
+
+    def setup(self, **info) -> None:
+        """Start from what the tables hold: a resumed sweep keeps every recorded trial."""
+        self._reset()
+        for name in TABLES:
+            table = read_table(self.sweep_path, name)
             if table is None:
                 continue
-            if target is None:
+            if name == "trials":
                 self.rows = {r["trial_id"]: r for r in table.to_pylist()}
             else:
-                target.extend(table.to_pylist())
+                getattr(self, name).extend(table.to_pylist())
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "score" not in result:
@@ -207,6 +258,10 @@ class ResultsWriter(tune.Callback):
 
     def _record(self, trial, error: str | None) -> None:
         result = dict(trial.last_result or {})
+        if trial.trial_id in self.rows and (result.get("replayed") or error):
+            # recorded by the driver before a restart: the row and its details stand
+            self.pending.pop(trial.trial_id, None)
+            return
         config = trial_config(self.base, trial.config, self.spec)
         if error:
             status = "error"
@@ -222,7 +277,8 @@ class ResultsWriter(tune.Callback):
             "objective": result.get("score"), "zs_accuracy": result.get("zs_accuracy"),
             "zs_ece": result.get("zs_ece"), "zs_ece_ts": result.get("zs_ece_ts"),
             "target_step": result.get("target_step"), "wall_seconds": result.get("time_total_s"),
-            "checkpoint_path": result.get("checkpoint_path"), "finished_at": time.time(),
+            "checkpoint_path": _as_uri(result.get("checkpoint_path"), self.sweep_path),
+            "finished_at": time.time(),
             "versions": versions(), **config_columns(config),
         }
         self.rows[trial.trial_id] = row
@@ -233,7 +289,9 @@ class ResultsWriter(tune.Callback):
              "metric": k.split("/")[1], "value": float(v)}
             for k, v in result.items()
             if k.split("/")[0] in langs and k.count("/") == 1 and isinstance(v, (int, float)))
-        self.history.extend(self.pending.pop(trial.trial_id, []))
+        seen = {(h["trial_id"], h["target_step"]) for h in self.history}
+        self.history.extend(h for h in self.pending.pop(trial.trial_id, [])
+                            if (h["trial_id"], h["target_step"]) not in seen)
         # history and languages first: a row in trials.parquet promises its details exist
         write_table(_table(self.history, HISTORY_COLUMNS), self.sweep_path, "history")
         write_table(_table(self.languages, LANGUAGE_COLUMNS), self.sweep_path, "languages")
@@ -241,6 +299,13 @@ class ResultsWriter(tune.Callback):
         score = f"{row['objective']:.4f}" if row["objective"] is not None else "-"
         log.info("trial %s %s: score %s, tasks %s", trial.trial_id, status, score,
                  "+".join(config.intermediate_tasks))
+
+
+def _as_uri(path: str | None, sweep_path: str) -> str | None:
+    """A checkpoint path as Ray reports it (``bucket/key`` on S3), as a URI like the sweep's."""
+    if path and "://" in sweep_path and "://" not in path:
+        return f"{sweep_path.split('://', 1)[0]}://{path}"
+    return path
 
 
 def _error_text(trial) -> str:

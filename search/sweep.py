@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
 from dataclasses import dataclass
 
 import optuna
+import pyarrow.fs as pafs
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 
 from search.results import ResultsWriter, filesystem
-from search.searcher import STEP_KEY, make_searcher
+from search.searcher import STEP_KEY, PruningOptunaSearch, make_searcher
 from search.trainable import tune_trial
-from spaces.config import TrialConfig
+from spaces.config import ConfigError, TrialConfig
 from spaces.sweep import SweepConfig
 
 @dataclass(frozen=True)
@@ -30,55 +33,161 @@ class SweepPlan:
         return f"{self.storage.rstrip('/')}/{self.name}"
 
 
+#: The storage probe's S3 client gives up in seconds. pyarrow's default (3 attempts, each
+#: request waiting out its timeout) takes minutes against an endpoint that accepts
+#: connections and never answers, before anything has started.
+PROBE_S3_OPTIONS = {"connect_timeout": 3.0, "request_timeout": 5.0}
+PROBE_S3_ATTEMPTS = 2
+
+
 def check_storage(storage: str) -> None:
-    """Fail before launch if the storage cannot be written."""
-    fs, path = filesystem(storage)
+    """Fail before launch, within seconds, if the storage cannot be written."""
+    if "://" in storage and "?" in storage:
+        raise PermissionError(
+            f"storage {storage!r} carries a query string, and sweep paths are appended to the "
+            "storage URI; give s3://BUCKET/PREFIX and set the endpoint, region and credentials "
+            "in the environment (AWS_ENDPOINT_URL, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, ...)")
+    try:
+        fs, path = filesystem(storage)
+    except ValueError as exc:  # pyarrow.ArrowInvalid: an unknown scheme, a malformed URI
+        raise PermissionError(f"storage {storage!r} is not a folder or a URI pyarrow can open "
+                              f"({exc})") from None
+    fs = _fail_fast(fs)
     probe = f"{path.rstrip('/')}/.xstilts-write-check"
     try:
         fs.create_dir(path, recursive=True)
         with fs.open_output_stream(probe) as f:
             f.write(b"ok")
         fs.delete_file(probe)
-    except (OSError, PermissionError) as exc:
+    except OSError as exc:
         raise PermissionError(
             f"storage {storage!r} is not writable ({exc}); give a folder or URI this machine "
             "(and every node of a cluster) can write to") from None
+
+
+def _fail_fast(fs: pafs.FileSystem) -> pafs.FileSystem:
+    """An S3 filesystem as ``from_uri`` resolved it (endpoint, region, credentials), impatient."""
+    if not isinstance(fs, pafs.S3FileSystem):
+        return fs
+    _, (options,) = fs.__reduce__()  # the constructor arguments, as pickling uses them
+    return pafs.S3FileSystem(**{**options, **PROBE_S3_OPTIONS,
+                                "retry_strategy": pafs.AwsStandardS3RetryStrategy(
+                                    max_attempts=PROBE_S3_ATTEMPTS)})
 
 
 @dataclass
 class SweepOutcome:
     results: tune.ResultGrid
     #: the Optuna study the sweep's sampler learned from (finished, pruned, failed trials)
-    study: optuna.Study
+    study: optuna.Study | None
 
 
-def run_sweep(plan: SweepPlan) -> SweepOutcome:
-    """Run (or extend) the sweep at ``plan.path`` until its trial budget is spent."""
+MANIFEST = "xstilts-sweep.json"
+MANIFEST_VERSION = 1
+
+
+def write_manifest(plan: SweepPlan) -> None:
+    """What ``resume`` needs to rebuild the plan, written once before the first trial."""
+    from search.results import versions
+
+    fs, path = filesystem(f"{plan.path}/{MANIFEST}")
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    body = {"xstilts.manifest": MANIFEST_VERSION, "name": plan.name,
+            "base": plan.base.to_dict(), "sweep": plan.sweep.to_dict(),
+            "versions": json.loads(versions())}
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with fs.open_output_stream(tmp) as f:
+        f.write(json.dumps(body, indent=1, sort_keys=True).encode())
+    fs.move(tmp, path)
+
+
+def load_plan(sweep_path: str) -> SweepPlan:
+    """The plan of an existing sweep at ``STORAGE/NAME``, from its manifest."""
+    from search.results import exists
+
+    sweep_path = sweep_path.rstrip("/")
+    manifest = f"{sweep_path}/{MANIFEST}"
+    if not exists(manifest):
+        what = "no sweep" if not exists(sweep_path) else "a folder without a sweep manifest"
+        raise FileNotFoundError(
+            f"{sweep_path} is {what} ({MANIFEST} is missing); give the STORAGE/NAME folder "
+            "that `xstilts run` created, or start a new sweep with `xstilts run`")
+    fs, path = filesystem(manifest)
+    try:
+        with fs.open_input_stream(path) as f:
+            body = json.loads(f.read())
+        version = int(body["xstilts.manifest"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError([f"{manifest} is not a readable sweep manifest ({exc}); it is "
+                           "written by `xstilts run` and should not be edited"]) from None
+    if version > MANIFEST_VERSION:
+        raise ConfigError([f"{manifest} was written by a newer xstilts (manifest version "
+                           f"{version}, this one reads {MANIFEST_VERSION}); upgrade xstilts"])
+    storage, _, name = sweep_path.rpartition("/")
+    return SweepPlan(storage=storage, name=name, base=TrialConfig.from_dict(body["base"]),
+                     sweep=SweepConfig.from_dict(body["sweep"]))
+
+
+def can_resume(sweep_path: str) -> bool:
+    """Whether Tune saved an experiment state at ``sweep_path`` to resume from."""
+    return tune.Tuner.can_restore(sweep_path)
+
+
+def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
+    """Run the sweep at ``plan.path`` until its trial budget is spent.
+
+    ``resume``: continue a sweep whose driver died. Tune restores its trials, the
+    scheduler and the Optuna study from its last snapshot; trials that the results
+    already record are replayed from there without training, unfinished ones continue
+    from their last Train checkpoint.
+    """
     check_storage(plan.storage)
+    # Snapshot Tune's state (trials, searcher, scheduler) at least every second, so
+    # it is never behind what the results record by more than a trial's start-up.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     sweep = plan.sweep
-    optuna_search = make_searcher(sweep)
-    searcher = ConcurrencyLimiter(optuna_search, max_concurrent=sweep.concurrency)
-    if sweep.asha_grace > 0:
-        scheduler = ASHAScheduler(time_attr=STEP_KEY, metric="score", mode="max",
-                                  grace_period=sweep.asha_grace,
-                                  reduction_factor=sweep.asha_reduction, max_t=10**9)
-    else:
-        scheduler = FIFOScheduler()
     trainable = tune.with_parameters(tune_trial, base=plan.base.to_dict(),
                                      spec=sweep.space.to_dict(), sweep_path=plan.path)
     # The Tune trial only drives its TorchTrainer; the Train workers hold the CPUs/GPUs.
     # Ray refuses an all-zero request, so the driver asks for a token 1 MiB of memory.
     trainable = tune.with_resources(trainable, {"CPU": 0, "memory": 2**20})
-    writer = ResultsWriter(plan.path, sweep=plan.name, base=plan.base, spec=sweep.space)
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                    num_samples=sweep.trials, reuse_actors=False),
-        run_config=tune.RunConfig(
-            name=plan.name, storage_path=plan.storage, callbacks=[writer],
-            verbose=int(os.environ.get("XSTILTS_TUNE_VERBOSE", "0")),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
-    )
+    if resume:
+        tuner = tune.Tuner.restore(plan.path, trainable=trainable, resume_unfinished=True,
+                                   resume_errored=False, restart_errored=False)
+        for cb in tuner._local_tuner.get_run_config().callbacks or []:
+            if isinstance(cb, ResultsWriter):  # the sweep folder may have moved since
+                cb.sweep_path = plan.path
+        optuna_search = _inner_searcher(tuner)
+    else:
+        write_manifest(plan)
+        optuna_search = make_searcher(sweep)
+        searcher = ConcurrencyLimiter(optuna_search, max_concurrent=sweep.concurrency)
+        if sweep.asha_grace > 0:
+            scheduler = ASHAScheduler(time_attr=STEP_KEY, metric="score", mode="max",
+                                      grace_period=sweep.asha_grace,
+                                      reduction_factor=sweep.asha_reduction, max_t=10**9)
+        else:
+            scheduler = FIFOScheduler()
+        writer = ResultsWriter(plan.path, sweep=plan.name, base=plan.base, spec=sweep.space)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                        num_samples=sweep.trials, reuse_actors=False),
+            run_config=tune.RunConfig(
+                name=plan.name, storage_path=plan.storage, callbacks=[writer],
+                verbose=int(os.environ.get("XSTILTS_TUNE_VERBOSE", "0")),
+                # transient faults (OOM, a lost node) retry from the trial's checkpoint
+                failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+        )
     results = tuner.fit()
-    return SweepOutcome(results=results, study=optuna_search.study)
+    return SweepOutcome(results=results, study=optuna_search.study if optuna_search else None)
 
+
+def _inner_searcher(tuner: tune.Tuner):
+    """The restored PruningOptunaSearch, or None where Tune does not expose it."""
+    alg = getattr(tuner._local_tuner, "_tune_config", None)
+    alg = getattr(alg, "search_alg", None)
+    while alg is not None and not isinstance(alg, PruningOptunaSearch):
+        alg = getattr(alg, "searcher", None)
+    return alg

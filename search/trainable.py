@@ -36,18 +36,47 @@ def tune_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[str, 
     from trainables.trial import make_trainer
 
     cfg = trial_config(TrialConfig.from_dict(base), params, SpaceSpec.from_dict(spec))
+    trial_id = ray.tune.get_context().get_trial_id()
+    own = results.recorded_trial(sweep_path, trial_id)
+    if own is not None:
+        # recorded before the driver died, after Tune's last snapshot: replay, train nothing
+        if own["status"] == "error":
+            raise RuntimeError(own["error"] or "trial failed before the sweep was resumed")
+        ray.tune.report({**results.reported_metrics(own), "replayed": True})
+        return
     done = results.finished_metrics(sweep_path, cfg.config_hash())
     if done is not None:
         # the same config already finished in this sweep: report its result, train nothing
         ray.tune.report({**done, "duplicate_of": done.get("trial_id", "")})
         return
-    trial_id = ray.tune.get_context().get_trial_id()
+    run_dir = f"{sweep_path}/train/train-{trial_id}"
+    failed = results.read_failure(run_dir)
+    if failed is not None:  # a permanent fault: a retry would fail the same way
+        raise RuntimeError(failed)
     trainer = make_trainer(cfg, storage_path=f"{sweep_path}/train", name=f"train-{trial_id}",
                            callbacks=[ObjectiveReportCallback()])
     try:
         trainer.fit()
     except TrainingFailedError as exc:
-        raise RuntimeError(root_cause(exc)) from None
+        cause = root_cause(exc)
+        if is_permanent(cause):
+            results.write_failure(run_dir, cause)
+        raise RuntimeError(cause) from None
+
+
+#: errors a retry would meet again: bad numbers, bad data, bad config, bugs
+PERMANENT = ("FloatingPointError", "ValueError", "KeyError", "TypeError", "IndexError",
+             "ConfigError", "DataUnavailableError", "FileNotFoundError", "NotImplementedError")
+
+
+def is_permanent(cause: str) -> bool:
+    """Whether a trial's root cause is one that retrying from a checkpoint cannot fix.
+
+    Anything else (CUDA out of memory, a lost node or worker, I/O) is transient: Tune
+    retries the trial (``search.max_failures``) and it continues from its checkpoint.
+    """
+    head = cause.split(":", 1)[0].rsplit(".", 1)[-1].strip()
+    return head in PERMANENT
 
 
 def root_cause(exc: BaseException) -> str:

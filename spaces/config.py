@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from spaces.models import MODEL_SIZES
-from spaces.tasks import get_task, task_names
+from spaces.tasks import task_names
 
 MIXING_FAMILIES: tuple[str, ...] = ("softmax", "proportional", "temperature")
 EVAL_SPLITS: tuple[str, ...] = ("dev", "test")
@@ -226,6 +226,11 @@ def _problems(c: TrialConfig) -> Iterable[str]:
                    f"{list(c.intermediate_tasks)}; remove it or include the task")
         if not math.isfinite(w):
             yield f"weights[{t!r}]={w!r} is not a finite number; give a finite logit"
+        elif w < 0 and c.mixing != "softmax":
+            # weights are softmax logits (negative is fine there); the size-based
+            # families read them as none, so a negative one is a mistake
+            yield (f"weights[{t!r}]={w!r} is negative with mixing={c.mixing!r}; weights are "
+                   "softmax logits: use mixing: softmax, or drop the weights")
     if c.eval_split not in EVAL_SPLITS:
         yield f"eval_split={c.eval_split!r} is unknown; choose one of: {', '.join(EVAL_SPLITS)}"
     if c.model_size not in MODEL_SIZES:

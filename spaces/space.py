@@ -20,7 +20,7 @@ all 2^n − 1 subsets, which model-based samplers cannot generalise over.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Protocol
 
 from spaces.config import MIXING_FAMILIES, ConfigError, TrialConfig

@@ -31,6 +31,9 @@ class SweepConfig:
     #: ASHA on the scalar score, in phase-3 steps; 0 grace disables early stopping
     asha_grace: int = 10
     asha_reduction: float = 2.0
+    #: retries of a trial after a transient fault (CUDA OOM, a lost node); each
+    #: retry continues from the trial's last checkpoint. NaN losses and bad data fail at once.
+    max_failures: int = 2
     space: SpaceSpec = field(default_factory=SpaceSpec)
 
     def __post_init__(self) -> None:
@@ -48,7 +51,8 @@ class SweepConfig:
         kwargs = dict(data)
         if "space" in kwargs:
             kwargs["space"] = SpaceSpec.from_dict(kwargs["space"] or {})
-        for key in ("trials", "concurrency", "seed", "startup_trials", "asha_grace"):
+        for key in ("trials", "concurrency", "seed", "startup_trials", "asha_grace",
+                    "max_failures"):
             if key in kwargs and (isinstance(kwargs[key], bool) or not isinstance(kwargs[key], int)):
                 problems.append(f"search.{key}={kwargs[key]!r}: expected an integer")
         if problems:
@@ -76,6 +80,8 @@ def _problems(s: SweepConfig) -> Iterable[str]:
         yield f"sampler={s.sampler!r} is unknown; choose one of: {', '.join(SAMPLERS)}"
     if s.startup_trials < 0:
         yield f"startup_trials={s.startup_trials}: expected 0 or more"
+    if s.max_failures < 0:
+        yield f"max_failures={s.max_failures}: expected 0 (no retries) or more"
     if s.asha_grace < 0:
         yield f"asha_grace={s.asha_grace}: expected 0 (off) or a positive step count"
     if not (isinstance(s.asha_reduction, (int, float)) and math.isfinite(s.asha_reduction)

@@ -16,11 +16,23 @@ def embedded_cache(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def ray_local(embedded_cache):
+    """A local Ray in this process, started on first use and kept for the next test."""
     import ray
 
+    from search.local_ray import ensure_ray
+
     # the dashboard serves the State API that frees placement groups of stopped trials
-    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False)
+    ensure_ray(num_cpus=2, log_to_driver=False)
     yield ray
-    ray.shutdown()
+
+
+@pytest.fixture
+def no_ray_here():
+    """For tests whose subprocesses start their own Ray: one local Ray at a time."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    yield

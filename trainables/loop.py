@@ -12,14 +12,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
+import pickle
 import tempfile
 import time
 from typing import Any
 
 import numpy as np
+import pyarrow.fs as pafs
 import ray.train
 import ray.train.torch
 import torch
@@ -29,7 +32,7 @@ from spaces.config import TrialConfig
 from spaces.models import get_model_size
 from spaces.objective import macro_mean, score
 from spaces.tasks import TRAINABLE_FORMATS, TaskSpec, get_task, untrainable
-from trainables import calibration
+from trainables import calibration, chaos
 from trainables.data import Cursor, Encoded, encode, load_rows
 from trainables.embedded import resolve_checkpoint
 from trainables.mixing import TaskSampler, task_probabilities
@@ -37,6 +40,7 @@ from trainables.model import MultiTaskModel
 
 log = logging.getLogger("xstilts.trial")
 STATE_FILE = "state.pt"
+META_FILE = "meta.json"  # the step of a checkpoint, readable without loading it
 EVAL_BATCH = 256
 
 
@@ -88,10 +92,20 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                                   global_batch=cfg.batch_size)
     steps_3 = math.ceil(cfg.target_epochs * math.ceil(len(target_train) / cfg.batch_size))
 
-    ckpt = ray.train.get_checkpoint()  # this run's own latest, after a restart
+    ckpt = _newest_checkpoint(ray.train.get_checkpoint())  # this run's own, after a restart
     if ckpt is None and config.get("resume_from"):
         ckpt = ray.train.Checkpoint(config["resume_from"])
-    state = _restore(ckpt, cfg, model, sampler, cursors)
+    try:
+        state = _restore(ckpt, cfg, model, sampler, cursors)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError):
+        # an unregistered checkpoint cut short by the kill: fall back to the registered one
+        ckpt = ray.train.get_checkpoint()
+        state = _restore(ckpt, cfg, model, sampler, cursors)
+    run = ctx.get_experiment_name()
+    if rank == 0:
+        chaos.ledger(run, "start", config_hash=cfg.config_hash(), phase=state["phase"],
+                     from_step=state["global_step"], phase_step=state["phase_step"],
+                     node=ray.get_runtime_context().get_node_id())
     torch.manual_seed(cfg.seed * 1000 + rank + 7919 * state["global_step"])  # dropout streams
     if state.get("torch_rng") is not None and rank == 0:
         torch.set_rng_state(state["torch_rng"])
@@ -100,11 +114,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     core: MultiTaskModel = model.module if hasattr(model, "module") else model
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
-    def step(task: str, batch: dict[str, torch.Tensor], opt, sched) -> float:
+    def step(task: str, batch: dict[str, torch.Tensor], opt, sched, phase: str, n: int) -> float:
+        fault = chaos.fault_for(run, phase, n) if rank == 0 else None
+        if fault and fault != "nan":
+            chaos.inject(fault, f"{run} {phase} step {n}")
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with amp:
             logits = model(task, batch["input_ids"], batch["attention_mask"])
         loss = F.cross_entropy(logits.float(), batch["labels"])
+        if fault == "nan":
+            loss = loss * float("nan")
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite loss {loss.item()} on task {task!r} at step {state['global_step']}; "
@@ -128,7 +147,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         for s in range(cfg.intermediate_steps):
             task = sampler.draw()
             batch = inter_train[task].batch(cursors[task].next(rank, world))
-            losses.append(step(task, batch, opt, sched))
+            losses.append(step(task, batch, opt, sched, "intermediate", s + 1))
             ran_2 += 1
             _progress(rank, "intermediate", s + 1, cfg.intermediate_steps, losses)
         state.update(phase="target", phase_step=0)
@@ -145,12 +164,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if state["phase_step"] >= steps_3 and state.get("metrics"):
         # a run killed after its last report: report the final metrics again
         ray.train.report(state["metrics"])
+        if rank == 0:
+            chaos.ledger(run, "end", trained_steps=0)
         return
     losses = []
     model.train()
     while state["phase_step"] < steps_3:
         batch = target_train.batch(cursors[target.name].next(rank, world))
-        losses.append(step(target.name, batch, opt, sched))
+        losses.append(step(target.name, batch, opt, sched, "target", state["phase_step"] + 1))
         state["phase_step"] += 1
         _progress(rank, "target", state["phase_step"], steps_3, losses)
         at_end = state["phase_step"] == steps_3
@@ -164,6 +185,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 model.train()
             _report(rank, cfg, core, state, sampler, cursors, opt, sched, metrics, ran_2)
             losses = []
+    if rank == 0:
+        chaos.ledger(run, "end", step=state["global_step"])
 
 
 def evaluate(model: MultiTaskModel, target: TaskSpec, eval_sets: dict[str, Encoded],
@@ -213,6 +236,38 @@ def _optimizer(params, cfg: TrialConfig, total: int, device: torch.device):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
 
 
+def _newest_checkpoint(registered):
+    """The newest checkpoint of this run, registered by Ray Train or not.
+
+    A worker uploads its checkpoint before the Train controller registers it; a
+    driver killed in between leaves the run's snapshot one or more checkpoints
+    behind, and a restart would train those steps again. Every checkpoint
+    carries its step in ``META_FILE``, so the newest one on storage wins.
+    """
+    try:
+        storage = ray.train.get_context().get_storage()
+        fs, run_dir = storage.storage_filesystem, storage.experiment_fs_path
+        infos = fs.get_file_info(pafs.FileSelector(run_dir, allow_not_found=True))
+    except (AttributeError, OSError):
+        return registered
+
+    def step_of(fs_, path: str) -> int:
+        try:
+            with fs_.open_input_stream(f"{path}/{META_FILE}") as f:
+                return int(json.loads(f.read())["global_step"])
+        except (OSError, ValueError, KeyError):
+            return -1
+
+    best = registered
+    best_step = step_of(registered.filesystem, registered.path) if registered else -1
+    for info in infos:
+        if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"):
+            step = step_of(fs, info.path)
+            if step > best_step and fs.get_file_info(f"{info.path}/{STATE_FILE}").size:
+                best, best_step = ray.train.Checkpoint(info.path, filesystem=fs), step
+    return best
+
+
 def _restore(ckpt, cfg: TrialConfig, model, sampler, cursors) -> dict[str, Any]:
     if ckpt is None:
         return {"phase": "intermediate" if cfg.intermediate_steps else "target",
@@ -247,7 +302,11 @@ def _report(rank: int, cfg: TrialConfig, core, state, sampler, cursors, opt, sch
     }
     with tempfile.TemporaryDirectory() as d:
         torch.save(saved, os.path.join(d, STATE_FILE))
+        with open(os.path.join(d, META_FILE), "w") as f:
+            json.dump({"global_step": state["global_step"], "config_hash": cfg.config_hash()}, f)
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+    chaos.ledger(ray.train.get_context().get_experiment_name(), "checkpoint",
+                 phase=state["phase"], phase_step=state["phase_step"])
 
 
 def _progress(rank: int, phase: str, done: int, total: int, losses: list[float]) -> None:

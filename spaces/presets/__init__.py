@@ -48,7 +48,7 @@ def load_preset(name_or_path: str) -> Preset:
                 f"preset file {name_or_path!r} does not exist; give an existing YAML file "
                 f"or one of the shipped presets: {', '.join(preset_names())}"
             )
-        text, name = path.read_text(), path.stem
+        text, name, source = path.read_text(), path.stem, str(path)
     else:
         if name_or_path not in preset_names():
             raise KeyError(
@@ -56,15 +56,16 @@ def load_preset(name_or_path: str) -> Preset:
                 "(or give a path to a .yaml file)"
             )
         text = resources.files("spaces.presets").joinpath(f"{name_or_path}.yaml").read_text()
-        name = name_or_path
-    return parse_preset(text, name=name)
+        name = source = name_or_path
+    return parse_preset(text, name=name, source=source)
 
 
-def parse_preset(text: str, *, name: str) -> Preset:
+def parse_preset(text: str, *, name: str, source: str | None = None) -> Preset:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"preset {name!r} is not valid YAML ({exc}); fix the syntax"]) from None
+        raise ConfigError([f"preset {source or name!r} is not valid YAML ({exc}); fix the "
+                           "syntax"]) from None
     if not isinstance(data, Mapping):
         raise ConfigError([f"preset {name!r} must be a YAML mapping with keys {list(_SECTIONS)}"])
     problems = [
