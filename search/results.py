@@ -97,7 +97,10 @@ def read_table(sweep_path: str, name: str) -> pa.Table | None:
         return None
     fs, path = filesystem(table_path(sweep_path, name))
     try:
-        table = pq.read_table(path, filesystem=fs)
+        # one open file: by path, pyarrow opens it again for the pages, and a writer's
+        # rename in between pairs the old footer with the new file (a torn read)
+        with fs.open_input_file(path) as f:
+            table = pq.read_table(f)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ResultsError(
             f"{table_path(sweep_path, name)} is not a readable Parquet file ({exc}); move it "
