@@ -3,4 +3,4 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-exec python -m pytest -q "$@"
+exec python -m pytest -q --durations=8 "$@"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -70,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("-k", type=int, default=5, help="rows of the final best-configs table")
     rs.set_defaults(func=_cmd_resume)
 
+    tk = sub.add_parser("tasks", help="list the task registry",
+                        description="The tasks trials can use: name, role, format, data source, "
+                                    "languages (the training language first) and metric.")
+    tk.add_argument("--role", choices=("intermediate", "target"), help="only tasks of this role")
+    tk.add_argument("--json", action="store_true", help="one JSON object per task")
+    tk.set_defaults(func=_cmd_tasks)
+
     for cmd, text in (("best", "the best configurations by the scalar objective"),
                       ("pareto", "the accuracy/ECE Pareto front")):
         q = sub.add_parser(cmd, help=text, description=f"Print {text} of a sweep.")
@@ -127,11 +135,20 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
     path = _storage_path(args.sweep).rstrip("/")
     plan = load_plan(path)
+    _refuse_if_driven(path)
+    tables = {}
     for table in TABLES:  # unreadable results stop the resume before anything is written
         try:
-            read_table(path, table)
+            tables[table] = read_table(path, table)
         except ResultsError as exc:
             raise UsageError(str(exc)) from None
+    if tables["trials"] is not None and tables["trials"].num_rows >= plan.sweep.trials:
+        from search.query import best, load_sweep
+
+        print(f"xstilts: sweep {path} is complete ({tables['trials'].num_rows} trials recorded, "
+              f"budget {plan.sweep.trials}); nothing to resume")
+        print(format_trials(best(load_sweep(path), k=args.k)))
+        return 0
     if not can_resume(path):
         raise UsageError(f"{path} has no Tune experiment state to resume from (the driver "
                          "stopped before its first snapshot); start it again with "
@@ -149,8 +166,9 @@ def _launch(plan, *, resume: bool, k: int) -> int:
     from search.sweep import run_sweep
 
     logging.getLogger("xstilts").setLevel(logging.INFO)
-    ensure_ray()
-    run_sweep(plan, resume=resume)
+    with driver_lock(plan.path):
+        ensure_ray()
+        run_sweep(plan, resume=resume)
     try:
         top = best(load_sweep(plan.path), k=k)
     except ResultsError as exc:
@@ -159,6 +177,65 @@ def _launch(plan, *, resume: bool, k: int) -> int:
     print(f"\nbest configurations of {plan.path}:")
     print(format_trials(top))
     return 0
+
+
+@contextlib.contextmanager
+def driver_lock(sweep_path: str):
+    """One driver per sweep: a second ``run``/``resume`` while one lives is refused.
+
+    The lock names the driver's host and pid; a lock left by a driver that died
+    (kill -9, a lost head node) is stale once that pid is gone on that host. A
+    driver on another host cannot be seen from here.
+    """
+    import json
+    import os
+    import socket
+
+    from search.results import filesystem
+
+    _refuse_if_driven(sweep_path)
+    fs, path = filesystem(f"{sweep_path}/{LOCK_FILE}")
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as f:
+        f.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
+    try:
+        yield
+    finally:
+        fs.delete_file(path)
+
+
+def _refuse_if_driven(sweep_path: str) -> None:
+    import json
+    import socket
+
+    from search.results import exists, filesystem
+
+    if not exists(f"{sweep_path}/{LOCK_FILE}"):
+        return
+    fs, path = filesystem(f"{sweep_path}/{LOCK_FILE}")
+    with fs.open_input_stream(path) as f:
+        try:
+            other = json.loads(f.read())
+        except ValueError:
+            return
+    if other.get("host") == socket.gethostname() and _alive(other.get("pid")):
+        raise UsageError(f"another driver (pid {other['pid']}) is running the sweep at "
+                         f"{sweep_path}; wait for it to end or stop it, then resume")
+
+
+LOCK_FILE = "xstilts-driver.lock"
+
+
+def _alive(pid) -> bool:
+    import os
+
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, TypeError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
@@ -182,6 +259,28 @@ def _cmd_query(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2, default=_plain))
     else:
         print(format_trials(rows))
+    return 0
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from spaces.tasks import get_task, task_names
+
+    rows = []
+    for name in task_names(args.role):
+        t = get_task(name)
+        source = t.source.path + (f" [{t.source.config}]" if t.source.config else "")
+        rows.append({"name": t.name, "role": t.role, "format": t.format,
+                     "source": f"{t.source.kind}:{source}", "languages": list(t.languages),
+                     "metric": t.metric, "description": t.description})
+    if args.json:
+        import json
+
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'task':<16}{'role':<14}{'format':<17}{'metric':<18}{'langs':>5}  source")
+    for r in rows:
+        print(f"{r['name']:<16}{r['role']:<14}{r['format']:<17}{r['metric']:<18}"
+              f"{len(r['languages']):>5}  {r['source']}")
     return 0
 
 

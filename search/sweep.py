@@ -16,6 +16,7 @@ from ray.tune.search import ConcurrencyLimiter
 from search.results import ResultsWriter, filesystem
 from search.searcher import STEP_KEY, PruningOptunaSearch, make_searcher
 from search.trainable import tune_trial
+from trainables.storage import run_filesystem
 from spaces.config import ConfigError, TrialConfig
 from spaces.sweep import SweepConfig
 
@@ -128,9 +129,15 @@ def load_plan(sweep_path: str) -> SweepPlan:
                      sweep=SweepConfig.from_dict(body["sweep"]))
 
 
+#: Tune's experiment folder inside the sweep's: Tune re-uploads the *.json/*.pkl files at
+#: the root of its folder on every snapshot, so the sweep's own files live beside it
+TUNE_DIR = "tune"
+
+
 def can_resume(sweep_path: str) -> bool:
-    """Whether Tune saved an experiment state at ``sweep_path`` to resume from."""
-    return tune.Tuner.can_restore(sweep_path)
+    """Whether Tune saved an experiment state in ``sweep_path`` to resume from."""
+    fs, path = run_filesystem(sweep_path)
+    return tune.Tuner.can_restore(f"{path}/{TUNE_DIR}", storage_filesystem=fs)
 
 
 def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
@@ -151,9 +158,11 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
     # The Tune trial only drives its TorchTrainer; the Train workers hold the CPUs/GPUs.
     # Ray refuses an all-zero request, so the driver asks for a token 1 MiB of memory.
     trainable = tune.with_resources(trainable, {"CPU": 0, "memory": 2**20})
+    fs, path = run_filesystem(plan.path)  # local folders: Tune's files written atomically
     if resume:
-        tuner = tune.Tuner.restore(plan.path, trainable=trainable, resume_unfinished=True,
-                                   resume_errored=False, restart_errored=False)
+        tuner = tune.Tuner.restore(f"{path}/{TUNE_DIR}", trainable=trainable,
+                                   resume_unfinished=True, resume_errored=False,
+                                   restart_errored=False, storage_filesystem=fs)
         for cb in tuner._local_tuner.get_run_config().callbacks or []:
             if isinstance(cb, ResultsWriter):  # the sweep folder may have moved since
                 cb.sweep_path = plan.path
@@ -174,7 +183,7 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                         num_samples=sweep.trials, reuse_actors=False),
             run_config=tune.RunConfig(
-                name=plan.name, storage_path=plan.storage, callbacks=[writer],
+                name=TUNE_DIR, storage_path=path, storage_filesystem=fs, callbacks=[writer],
                 verbose=int(os.environ.get("XSTILTS_TUNE_VERBOSE", "0")),
                 # transient faults (OOM, a lost node) retry from the trial's checkpoint
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),

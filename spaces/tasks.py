@@ -3,6 +3,10 @@
 A task says where its data lives (a Hugging Face dataset id/config, local
 files, or the embedded demo suite), which columns hold what, its labels and
 its languages. Loading lives in ``trainables``; this module is pure data.
+
+The rows follow ``docs/tasks.md`` (sources, configs, nested columns, label
+encodings); ``tests/fixtures/xtreme/<task>/`` holds a few rows of each task in
+its hub schema.
 """
 
 from __future__ import annotations
@@ -11,11 +15,15 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Literal, Mapping
 
-Format = Literal["classification", "multiple_choice", "span_qa", "tagging"]
+Format = Literal["classification", "multiple_choice", "span_qa", "tagging", "retrieval"]
 Role = Literal["intermediate", "target"]
 SourceKind = Literal["hf", "files", "demo"]
+LabelEncoding = Literal["index", "name"]
+#: a dataset column, a nested field (``"choices.text"``) or several columns
+#: (a tuple: one choice per column for ``choices``, else joined with a space)
+ColumnSpec = str | tuple[str, ...] | None
 
-FORMATS: tuple[str, ...] = ("classification", "multiple_choice", "span_qa", "tagging")
+FORMATS: tuple[str, ...] = ("classification", "multiple_choice", "span_qa", "tagging", "retrieval")
 #: formats the trainable can train and score today
 TRAINABLE_FORMATS: tuple[str, ...] = ("classification", "multiple_choice")
 
@@ -26,8 +34,31 @@ CANONICAL_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "multiple_choice": ("context", "choices", "label"),
         "span_qa": ("question", "context", "answers"),
         "tagging": ("tokens", "tags"),
+        "retrieval": ("source", "target"),
     }
 )
+#: Columns a task may map in addition: example ids (span QA) and sentence ids
+#: (retrieval; without them row i of the source side is aligned with row i of the target)
+OPTIONAL_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"span_qa": ("id",), "retrieval": ("source_id", "target_id")}
+)
+#: our split name -> the file name of that split in a local mirror, unless the
+#: source's own split name is already one of these file names
+MIRROR_FILES: Mapping[str, str] = MappingProxyType(
+    {"train": "train", "dev": "validation", "test": "test"})
+
+
+@dataclass(frozen=True)
+class LanguageFilter:
+    """Selects one language's rows from a config that holds several (TyDiQA-GoldP).
+
+    Keeps the rows whose ``column`` value, cut at the first ``separator``, equals
+    ``values[lang]`` (TyDiQA: ``id.split("-")[0] == "finnish"``).
+    """
+
+    column: str
+    values: Mapping[str, str]
+    separator: str = "-"
 
 
 @dataclass(frozen=True)
@@ -48,6 +79,32 @@ class TaskSource:
     splits: Mapping[str, str] = field(
         default_factory=lambda: MappingProxyType({"train": "train", "dev": "validation"})
     )
+    #: our language code -> what ``{lang}`` becomes in config and split names, where the
+    #: source does not use the code itself (UD-POS: language names, Tatoeba: ISO 639-3);
+    #: empty: the code itself
+    config_languages: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: for sources that hold every language in one config: how to pick one language's rows
+    language_filter: LanguageFilter | None = None
+
+    def config_language(self, language: str) -> str:
+        """The value of ``{lang}`` for ``language``; KeyError if the source has none."""
+        if not self.config_languages:
+            return language
+        try:
+            return self.config_languages[language]
+        except KeyError:
+            raise KeyError(f"{self.path} has no config for language {language!r}; it has: "
+                           f"{', '.join(self.config_languages)}") from None
+
+    def mirror_split(self, split: str) -> str:
+        """The file name (without language and suffix) of ``split`` in a local mirror.
+
+        The source's split name where it is ``train``, ``validation`` or ``test``
+        (XQuAD's test set is the hub's ``validation``), else ``MIRROR_FILES[split]``
+        (MNLI dev, ``validation_matched`` on the hub, is ``validation``).
+        """
+        name = self.splits[split]
+        return name if name in MIRROR_FILES.values() else MIRROR_FILES[split]
 
 
 @dataclass(frozen=True)
@@ -58,15 +115,26 @@ class TaskSpec:
     role: Role
     format: Format
     source: TaskSource
-    #: canonical column -> dataset column (text_b may map to None for single sentences)
-    columns: Mapping[str, str | None]
-    #: label names in index order (classification); for multiple choice, the number
-    #: of choices is ``len(labels)`` and labels are choice indices
+    #: canonical column -> dataset column (text_b may map to None for single sentences);
+    #: a nested field as ``"parent.child"``, several columns as a tuple (see ``ColumnSpec``)
+    columns: Mapping[str, ColumnSpec]
+    #: label names in index order (classification, tagging); for multiple choice, the
+    #: number of choices is ``len(labels)`` and labels are choice indices; empty for
+    #: tagging tasks whose tag vocabulary comes from their training file (CCG)
     labels: tuple[str, ...]
-    #: the training language first; every other one is evaluated zero-shot
+    #: the training language first; every other one is evaluated zero-shot (retrieval:
+    #: English, the side every other language is paired with, first)
     languages: tuple[str, ...] = ("en",)
     metric: str = "accuracy"
     description: str = ""
+    #: how the label column stores labels: ``"index"`` (ClassLabel or int) or ``"name"``
+    #: (strings, looked up in ``labels`` or in ``choice_label_column``)
+    label_encoding: LabelEncoding = "index"
+    #: multiple choice with ``label_encoding="name"``: a column holding each row's choice
+    #: names; the label is the position of its name there (CommonsenseQA ``choices.label``)
+    choice_label_column: str | None = None
+    #: another task whose training split trains this one (XQuAD and MLQA: SQuAD)
+    train_task: str | None = None
 
     @property
     def train_language(self) -> str:
@@ -81,7 +149,7 @@ class TaskSpec:
         return len(self.labels)
 
 
-def _frozen(mapping: Mapping[str, str | None]) -> Mapping[str, str | None]:
+def _frozen(mapping: Mapping[str, ColumnSpec]) -> Mapping[str, ColumnSpec]:
     return MappingProxyType(dict(mapping))
 
 
@@ -94,16 +162,31 @@ _REGISTRY: dict[str, TaskSpec] = {}
 
 
 def register(spec: TaskSpec) -> TaskSpec:
-    """Add a task to the registry; names are unique."""
+    """Add a task to the registry; names are unique. All problems are reported together."""
     if spec.name in _REGISTRY:
         raise ValueError(f"task {spec.name!r} is already registered; choose another name")
+    problems = []
     expected = CANONICAL_COLUMNS[spec.format]
     missing = [c for c in expected if c not in spec.columns]
     if missing:
-        raise ValueError(
-            f"task {spec.name!r}: columns mapping lacks {missing}; a {spec.format} task maps "
-            f"each of {list(expected)} to a dataset column"
-        )
+        problems.append(
+            f"columns mapping lacks {missing}; a {spec.format} task maps "
+            f"each of {list(expected)} to a dataset column")
+    allowed = expected + OPTIONAL_COLUMNS.get(spec.format, ())
+    unknown = [c for c in spec.columns if c not in allowed]
+    if unknown:
+        problems.append(f"columns {unknown} are not columns of a {spec.format} task; "
+                        f"it maps {list(allowed)}")
+    if spec.label_encoding not in ("index", "name"):
+        problems.append(f"label_encoding={spec.label_encoding!r}; use 'index' or 'name'")
+    if spec.choice_label_column and (spec.format != "multiple_choice"
+                                     or spec.label_encoding != "name"):
+        problems.append("choice_label_column needs a multiple_choice task with "
+                        "label_encoding='name'")
+    if ("source_id" in spec.columns) != ("target_id" in spec.columns):
+        problems.append("map both source_id and target_id (sentence ids of a pair) or neither")
+    if problems:
+        raise ValueError(f"task {spec.name!r}: " + "; ".join(problems))
     _REGISTRY[spec.name] = spec
     return spec
 
@@ -193,10 +276,14 @@ register(TaskSpec(
 
 # --- the paper's other intermediate tasks (Phang et al. 2020, Table 1) ---------------
 _TRAIN_DEV = MappingProxyType({"train": "train", "dev": "validation"})
+_TRAIN_DEV_TEST = MappingProxyType({"train": "train", "dev": "validation", "test": "test"})
+_QA_COLUMNS = _frozen({"question": "question", "context": "context", "answers": "answers",
+                       "id": "id"})
 register(TaskSpec(
     name="anli", role="intermediate", format="classification",
-    source=TaskSource("hf", "facebook/anli", None, splits=MappingProxyType(
-        {"train": "train_r1+train_r2+train_r3", "dev": "dev_r1+dev_r2+dev_r3"})),
+    source=TaskSource("hf", "facebook/anli", "plain_text", splits=MappingProxyType(
+        {"train": "train_r1+train_r2+train_r3", "dev": "dev_r1+dev_r2+dev_r3",
+         "test": "test_r1+test_r2+test_r3"})),
     columns=_frozen({"text_a": "premise", "text_b": "hypothesis", "label": "label"}),
     labels=_NLI_LABELS,
     description="ANLI rounds 1-3 (the paper's ANLI+ adds MNLI and SNLI: include mnli too)",
@@ -207,29 +294,36 @@ register(TaskSpec(
                       splits=MappingProxyType({"train": "train", "dev": "dev"})),
     columns=_frozen({"tokens": "tokens", "tags": "tags"}),
     labels=(),
-    description="CCG supertagging, 38k sentences; CCGbank is licensed: local files only",
+    label_encoding="name",
+    metric="token_accuracy",
+    description="CCG supertagging, 38k sentences; CCGbank is licensed: local files only; "
+                "supertag strings, the tag vocabulary comes from the training file",
 ))
 register(TaskSpec(
     name="commonsenseqa", role="intermediate", format="multiple_choice",
     source=TaskSource("hf", "tau/commonsense_qa", None, splits=_TRAIN_DEV),
     columns=_frozen({"context": "question", "choices": "choices.text", "label": "answerKey"}),
     labels=("A", "B", "C", "D", "E"),
-    description="CommonsenseQA, 9.7k questions, 5 choices",
+    label_encoding="name",
+    choice_label_column="choices.label",
+    description="CommonsenseQA, 9.7k questions, 5 choices; the answer is a letter of choices.label",
 ))
 register(TaskSpec(
     name="cosmosqa", role="intermediate", format="multiple_choice",
     source=TaskSource("hf", "allenai/cosmos_qa", None, splits=_TRAIN_DEV),
-    columns=_frozen({"context": "context", "choices": "answer0,answer1,answer2,answer3",
+    columns=_frozen({"context": ("context", "question"),
+                     "choices": ("answer0", "answer1", "answer2", "answer3"),
                      "label": "label"}),
     labels=("0", "1", "2", "3"),
-    description="Cosmos QA, 25k questions, 4 choices",
+    description="Cosmos QA, 25k questions, 4 choices; the question follows the context",
 ))
 register(TaskSpec(
     name="hellaswag", role="intermediate", format="multiple_choice",
     source=TaskSource("hf", "Rowan/hellaswag", None, splits=_TRAIN_DEV),
     columns=_frozen({"context": "ctx", "choices": "endings", "label": "label"}),
     labels=("0", "1", "2", "3"),
-    description="HellaSwag, 39.9k contexts, 4 endings",
+    label_encoding="name",
+    description="HellaSwag, 39.9k contexts, 4 endings; labels are the strings '0'-'3'",
 ))
 register(TaskSpec(
     name="qqp", role="intermediate", format="classification",
@@ -240,8 +334,8 @@ register(TaskSpec(
 ))
 register(TaskSpec(
     name="squad", role="intermediate", format="span_qa",
-    source=TaskSource("hf", "rajpurkar/squad", None, splits=_TRAIN_DEV),
-    columns=_frozen({"question": "question", "context": "context", "answers": "answers"}),
+    source=TaskSource("hf", "rajpurkar/squad", "plain_text", splits=_TRAIN_DEV),
+    columns=_QA_COLUMNS,
     labels=(),
     metric="f1",
     description="SQuAD v1.1, 87.6k questions, span extraction",
@@ -257,3 +351,109 @@ register(TaskSpec(
 #: the paper's nine intermediate tasks, in its order
 PAPER_INTERMEDIATE: tuple[str, ...] = (
     "anli", "ccg", "commonsenseqa", "cosmosqa", "hellaswag", "mnli", "qqp", "squad", "sst2")
+
+
+# --- the other XTREME targets (Hu et al. 2020), google/xtreme configs -------------------
+_UDPOS_NAMES = MappingProxyType({
+    "en": "English", "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "de": "German",
+    "el": "Greek", "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian",
+    "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian",
+    "id": "Indonesian", "it": "Italian", "ja": "Japanese", "kk": "Kazakh", "ko": "Korean",
+    "mr": "Marathi", "nl": "Dutch", "pt": "Portuguese", "ru": "Russian", "ta": "Tamil",
+    "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish", "ur": "Urdu",
+    "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese"})
+_UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON",
+         "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")
+_PANX_LANGS = ("en", "af", "ar", "bg", "bn", "de", "el", "es", "et", "eu", "fa", "fi", "fr",
+               "he", "hi", "hu", "id", "it", "ja", "jv", "ka", "kk", "ko", "ml", "mr", "ms",
+               "my", "nl", "pt", "ru", "sw", "ta", "te", "th", "tl", "tr", "ur", "vi", "yo", "zh")
+_TATOEBA_CODES = MappingProxyType({
+    "af": "afr", "ar": "ara", "bg": "bul", "bn": "ben", "de": "deu", "el": "ell", "es": "spa",
+    "et": "est", "eu": "eus", "fa": "pes", "fi": "fin", "fr": "fra", "he": "heb", "hi": "hin",
+    "hu": "hun", "id": "ind", "it": "ita", "ja": "jpn", "jv": "jav", "ka": "kat", "kk": "kaz",
+    "ko": "kor", "ml": "mal", "mr": "mar", "nl": "nld", "pt": "por", "ru": "rus", "sw": "swh",
+    "ta": "tam", "te": "tel", "th": "tha", "tl": "tgl", "tr": "tur", "ur": "urd", "vi": "vie",
+    "zh": "cmn"})
+_TYDIQA_NAMES = MappingProxyType({
+    "en": "english", "ar": "arabic", "bn": "bengali", "fi": "finnish", "id": "indonesian",
+    "ko": "korean", "ru": "russian", "sw": "swahili", "te": "telugu"})
+
+register(TaskSpec(
+    name="udpos", role="target", format="tagging",
+    source=TaskSource("hf", "google/xtreme", "udpos.{lang}", splits=_TRAIN_DEV_TEST,
+                      config_languages=_UDPOS_NAMES),
+    columns=_frozen({"tokens": "tokens", "tags": "pos_tags"}),
+    labels=_UPOS,
+    languages=tuple(_UDPOS_NAMES),
+    metric="token_accuracy",
+    description="Universal Dependencies POS tagging (17 UPOS tags), zero-shot in 32 languages; "
+                "XTREME's tables call the accuracy F1",
+))
+register(TaskSpec(
+    name="panx", role="target", format="tagging",
+    source=TaskSource("hf", "google/xtreme", "PAN-X.{lang}", splits=_TRAIN_DEV_TEST),
+    columns=_frozen({"tokens": "tokens", "tags": "ner_tags"}),
+    labels=("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"),
+    languages=_PANX_LANGS,
+    metric="entity_f1",
+    description="PAN-X (WikiANN) NER, IOB2, zero-shot in 39 languages",
+))
+register(TaskSpec(
+    name="xquad", role="target", format="span_qa",
+    source=TaskSource("hf", "google/xtreme", "XQuAD.{lang}",
+                      splits=MappingProxyType({"test": "validation"})),
+    columns=_frozen({"question": "question", "context": "context", "answers": "answers",
+                     "id": "id"}),
+    labels=(),
+    languages=("en", "ar", "de", "el", "es", "hi", "ru", "th", "tr", "vi", "zh"),
+    metric="f1",
+    train_task="squad",
+    description="XQuAD: SQuAD dev translated into 10 languages; trained on SQuAD v1.1",
+))
+register(TaskSpec(
+    name="mlqa", role="target", format="span_qa",
+    source=TaskSource("hf", "google/xtreme", "MLQA.{lang}.{lang}",
+                      splits=MappingProxyType({"dev": "validation", "test": "test"})),
+    columns=_QA_COLUMNS,
+    labels=(),
+    languages=("en", "ar", "de", "es", "hi", "vi", "zh"),
+    metric="f1",
+    train_task="squad",
+    description="MLQA, context and question in the same language; trained on SQuAD v1.1; "
+                "scored with MLQA's per-language normalisation",
+))
+register(TaskSpec(
+    name="tydiqa", role="target", format="span_qa",
+    source=TaskSource("hf", "google/xtreme", "tydiqa",
+                      splits=MappingProxyType({"train": "train", "test": "validation"}),
+                      language_filter=LanguageFilter("id", _TYDIQA_NAMES)),
+    columns=_QA_COLUMNS,
+    labels=(),
+    languages=tuple(_TYDIQA_NAMES),
+    metric="f1",
+    description="TyDiQA-GoldP: one config for 9 languages (rows picked by id prefix); "
+                "trained on its English rows",
+))
+register(TaskSpec(
+    name="bucc", role="target", format="retrieval",
+    source=TaskSource("hf", "google/xtreme", "bucc18.{lang}",
+                      splits=MappingProxyType({"dev": "validation", "test": "test"})),
+    columns=_frozen({"source": "source_sentence", "target": "target_sentence",
+                     "source_id": "source_lang", "target_id": "target_lang"}),
+    labels=(),
+    languages=("en", "de", "fr", "ru", "zh"),
+    metric="bucc_f1",
+    description="BUCC 2018 bitext mining, 4 languages paired with English; the hub rows are "
+                "the gold pairs only (source_lang/target_lang hold sentence ids)",
+))
+register(TaskSpec(
+    name="tatoeba", role="target", format="retrieval",
+    source=TaskSource("hf", "google/xtreme", "tatoeba.{lang}",
+                      splits=MappingProxyType({"test": "validation"}),
+                      config_languages=_TATOEBA_CODES),
+    columns=_frozen({"source": "source_sentence", "target": "target_sentence"}),
+    labels=(),
+    languages=("en", *_TATOEBA_CODES),
+    metric="tatoeba_accuracy",
+    description="Tatoeba sentence retrieval, 36 languages paired with English (row i <-> row i)",
+))

@@ -12,6 +12,7 @@ from typing import Iterable
 
 from spaces.models import EMBEDDED_TINY
 from spaces.tasks import TRAINABLE_FORMATS, get_task, untrainable
+from trainables.data import DATA_DIR_ENV, mirror_file
 
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
@@ -27,7 +28,13 @@ def preflight(tasks: Iterable[str], checkpoints: Iterable[str]) -> list[str]:
                 f"task {name!r} has format {task.format!r}, which trials cannot train yet "
                 f"(trainable formats: {', '.join(TRAINABLE_FORMATS)}); leave it out, e.g. "
                 "--set search.space.tasks=[...] or --set intermediate_tasks=[...]")
-        if task.source.kind == "hf":
+        split = next(iter(task.source.splits), None)
+        mirror = mirror_file(task, split, task.train_language) if split else None
+        if mirror is not None:  # XSTILTS_DATA_DIR: a local mirror stands in for hub and files
+            if not mirror.exists():
+                problems.append(f"task {name!r}: {DATA_DIR_ENV} is set and {str(mirror)!r} does "
+                                f"not exist; add the file or unset {DATA_DIR_ENV}")
+        elif task.source.kind == "hf":
             datasets_needed.append(task.source.path)
         elif task.source.kind == "files":
             first = task.source.path.format(split=task.source.splits["train"], lang=task.train_language)

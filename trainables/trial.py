@@ -10,6 +10,7 @@ from ray.train.torch import TorchTrainer
 from spaces.config import TrialConfig
 from spaces.models import get_model_size
 from trainables.loop import train_loop_per_worker
+from trainables.storage import run_filesystem
 
 
 def make_trainer(config: TrialConfig, *, storage_path: str, name: str,
@@ -22,6 +23,7 @@ def make_trainer(config: TrialConfig, *, storage_path: str, name: str,
     run that restarts (same ``name`` and storage) continues from its own latest one.
     """
     size = get_model_size(config.model_size)
+    fs, path = run_filesystem(storage_path)  # local folders: every file written atomically
     resources = {"CPU": size.cpu_per_worker}
     if config.use_gpu:
         resources["GPU"] = size.gpu_per_worker
@@ -34,7 +36,7 @@ def make_trainer(config: TrialConfig, *, storage_path: str, name: str,
             num_workers=config.num_workers, use_gpu=config.use_gpu,
             resources_per_worker=resources),
         run_config=ray.train.RunConfig(
-            name=name, storage_path=storage_path, callbacks=list(callbacks),
+            name=name, storage_path=path, storage_filesystem=fs, callbacks=list(callbacks),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=keep_checkpoints),
             failure_config=ray.train.FailureConfig(max_failures=max_failures)),
     )

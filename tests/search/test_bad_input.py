@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -39,6 +41,8 @@ def storage(tmp_path_factory) -> Path:
     future = _sweep(root, "future") / "xstilts-sweep.json"
     body = json.loads(future.read_text())
     future.write_text(json.dumps({**body, "xstilts.manifest": 7}))
+    busy = _sweep(root, "busy") / "xstilts-driver.lock"  # held by a live process: this one
+    busy.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
     (root / "notasweep").mkdir()
     (root / "notasweep" / "notes.txt").write_text("mine")
     (root / "bad.yaml").write_text("trial: [unclosed\n  target: demo-sentiment\n")
@@ -88,6 +92,7 @@ CASES = [
     ("newer results schema on resume", ["resume", f"{S}/newer"], "results schema 99"),
     ("newer results schema on query", ["pareto", f"{S}/newer"], "upgrade xstilts"),
     ("manifest from a newer xstilts", ["resume", f"{S}/future"], "newer xstilts"),
+    ("resume while another driver runs", ["resume", f"{S}/busy"], "another driver"),
     ("resume with no Tune state", ["resume", f"{S}/kept"], "no Tune experiment state"),
 ]
 

@@ -179,12 +179,20 @@ def test_kill_nine_at_five_moments_then_resume_loses_and_repeats_nothing(tmp_pat
     from ray.tune.search.optuna import OptunaSearch
 
     searcher = OptunaSearch()
-    searcher.restore_from_dir(str(sweep))
+    searcher.restore_from_dir(str(sweep / "tune"))
     states = [t.state.name for t in searcher._ot_study.trials]
     assert len(states) == TRIALS and set(states) <= {"COMPLETE", "PRUNED"}, states
     finished = table[table["status"] == "finished"]
     values = {round(t.value, 9) for t in searcher._ot_study.trials if t.state.name == "COMPLETE"}
     assert {round(v, 9) for v in finished["objective"]} <= values
+
+    # resuming a complete sweep trains nothing and changes nothing
+    before, ledger_lines = (sweep / "results" / "trials.parquet").read_bytes(), len(events)
+    again = subprocess.run([sys.executable, "-m", "search.cli", *resume], capture_output=True,
+                           text=True, env=env, timeout=300)
+    assert again.returncode == 0 and "is complete" in again.stdout, again.stderr[-2000:]
+    assert (sweep / "results" / "trials.parquet").read_bytes() == before
+    assert len(read_ledger(str(ledger))) == ledger_lines
 
     starts_from_zero = sum(1 for e in events if e["event"] == "start" and e["from_step"] == 0)
     print(f"\nkill/resume: {len(moments)} kills survived, {TRIALS} trials, lost 0, duplicated 0; "

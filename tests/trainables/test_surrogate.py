@@ -12,7 +12,7 @@ def test_surrogate_optimum_is_reached_by_the_known_best_config():
     assert acc - 0.05 == pytest.approx(surrogate_optimum(), abs=1e-12)
     worse = [best.replace(intermediate_tasks=["demo-topic"], weights={}),
              best.replace(learning_rate=1e-3), best.replace(intermediate_steps=200),
-             best.replace(mixing="proportional")]
+             best.replace(mixing="proportional", weights={})]
     assert all(surrogate_accuracy(w) < acc for w in worse)
 
 

@@ -1,0 +1,18 @@
+"""Preflight with a local mirror of the hub (XSTILTS_DATA_DIR): no hub needed."""
+
+from pathlib import Path
+
+from trainables.preflight import preflight
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xtreme"
+
+
+def test_a_mirror_stands_in_for_the_hub_and_for_local_files(monkeypatch):
+    monkeypatch.setenv("XSTILTS_DATA_DIR", str(FIXTURES))
+    assert preflight(["mnli", "anli", "xnli", "pawsx", "hellaswag"], []) == []
+
+
+def test_a_mirror_without_the_file_names_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("XSTILTS_DATA_DIR", str(tmp_path))
+    problems = preflight(["mnli"], [])
+    assert len(problems) == 1 and str(tmp_path / "mnli" / "train.en.jsonl") in problems[0]

@@ -1,0 +1,123 @@
+"""Run storage where every file appears whole or not at all, even under kill -9.
+
+Ray Tune and Train write their state (``tuner.pkl``, experiment and searcher
+state, Train's checkpoint-manager snapshot, checkpoint files) by opening the
+destination and streaming into it; Tune re-uploads its whole driver folder
+every snapshot. A driver killed during such a copy leaves files cut short, and
+a cut ``tuner.pkl`` makes the sweep impossible to resume. On S3 an object only
+appears once its upload completes, so only local folders need help: this
+filesystem writes every file to a temporary name beside it and renames it into
+place on close, the way the results writer does.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+
+class _AtomicFile(io.RawIOBase):
+    def __init__(self, path: str):
+        self.path, self.tmp = path, f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)  # as object stores behave
+        self._f = open(self.tmp, "wb")  # noqa: SIM115 - closed (and renamed) in close()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        return self._f.write(b)
+
+    def flush(self) -> None:
+        if not self._f.closed:
+            self._f.flush()
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._f.close()
+            os.replace(self.tmp, self.path)
+        super().close()
+
+
+class AtomicLocalHandler(pafs.FileSystemHandler):
+    """The local filesystem, with output streams that rename into place on close."""
+
+    def __init__(self) -> None:
+        self._fs = pafs.LocalFileSystem()
+
+    def __getstate__(self) -> dict:
+        return {}  # stateless: rebuilt wherever Ray unpickles it (Train workers, nodes)
+
+    def __setstate__(self, state: dict) -> None:
+        self._fs = pafs.LocalFileSystem()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, AtomicLocalHandler)
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    def get_type_name(self) -> str:
+        return "xstilts-atomic-local"
+
+    def normalize_path(self, path):
+        return self._fs.normalize_path(path)
+
+    def get_file_info(self, paths):
+        return self._fs.get_file_info(paths)
+
+    def get_file_info_selector(self, selector):
+        return self._fs.get_file_info(selector)
+
+    def create_dir(self, path, recursive):
+        self._fs.create_dir(path, recursive=recursive)
+
+    def delete_dir(self, path):
+        self._fs.delete_dir(path)
+
+    def delete_dir_contents(self, path, missing_dir_ok=False):
+        self._fs.delete_dir_contents(path, missing_dir_ok=missing_dir_ok)
+
+    def delete_root_dir_contents(self):
+        raise OSError("refusing to delete the contents of the root folder")
+
+    def delete_file(self, path):
+        self._fs.delete_file(path)
+
+    def move(self, src, dest):
+        self._fs.move(src, dest)
+
+    def copy_file(self, src, dest):
+        with self._fs.open_input_stream(src) as s, self.open_output_stream(dest, None) as d:
+            while chunk := s.read(1 << 20):
+                d.write(chunk)
+
+    def open_input_stream(self, path):
+        return self._fs.open_input_stream(path)
+
+    def open_input_file(self, path):
+        return self._fs.open_input_file(path)
+
+    def open_output_stream(self, path, metadata):
+        return pa.PythonFile(_AtomicFile(path), mode="w")
+
+    def open_append_stream(self, path, metadata):
+        return self._fs.open_append_stream(path)
+
+
+def run_filesystem(path: str) -> tuple[pafs.FileSystem | None, str]:
+    """``(filesystem, path in it)`` for Ray's ``storage_filesystem``/``storage_path``.
+
+    Local folders get the atomic filesystem; URIs (``s3://…``) are left to Ray
+    (``None``), whose object stores write whole objects already.
+    """
+    if "://" in path:
+        return None, path
+    return pafs.PyFileSystem(AtomicLocalHandler()), os.path.abspath(path)
