@@ -165,7 +165,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         # a run killed after its last report: report the final metrics again
         ray.train.report(state["metrics"])
         if rank == 0:
-            chaos.ledger(run, "end", trained_steps=0)
+            chaos.ledger(run, "end", step=state["global_step"], trained_steps=0)
         return
     losses = []
     model.train()

@@ -167,7 +167,7 @@ def test_kill_nine_at_five_moments_then_resume_loses_and_repeats_nothing(tmp_pat
         if first_end is None:
             continue
         later = [e for e in mine[first_end + 1:] if e["event"] == "start"]
-        end_step = mine[first_end]["step"]
+        end_step = mine[first_end]["step"]  # a replay's end carries the step it replayed
         assert all(e["from_step"] == end_step for e in later), (run_name, mine)
     trained_twice = sum(
         1 for run_name in {e["run"] for e in events}
