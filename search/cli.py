@@ -107,7 +107,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             except yaml.YAMLError:
                 raise UsageError(f"--set {item!r}: the value is not valid YAML") from None
             if key.startswith("space."):  # search.space.tasks=[a, b]
-                space = dict(sweep_changes.get("space") or preset.search.get("space") or {})
+                space = dict(sweep_changes.get("space") or {})  # merged over the preset's
                 space[key[len("space."):]] = value
                 sweep_changes["space"] = space
             else:
@@ -115,7 +115,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.trials is not None:
         sweep_changes["trials"] = args.trials
     plan = SweepPlan(storage=_storage_path(args.storage), name=args.name or preset.name,
-                     base=preset.trial_config(trial_sets), sweep=preset.sweep_config(**sweep_changes))
+                     base=preset.trial_config(trial_sets),
+                     sweep=preset.sweep_config(trial_sets, **sweep_changes))
     _preflight([plan.base.target, *plan.sweep.space.tasks], plan.sweep.space.model_sizes)
     _check_storage(plan.storage)
     from search.results import exists

@@ -18,13 +18,16 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from spaces.models import MODEL_SIZES
-from spaces.tasks import task_names
+from spaces.tasks import get_task, task_names
 
 MIXING_FAMILIES: tuple[str, ...] = ("softmax", "proportional", "temperature")
 EVAL_SPLITS: tuple[str, ...] = ("dev", "test")
 
 #: keys that say how a trial runs, not what it computes: left out of the config hash
 RUN_ONLY_KEYS: frozenset[str] = frozenset({"num_workers", "use_gpu", "eval_every"})
+#: keys added after the first release, left out of the hash at these defaults so that a
+#: config keeps its hash across versions
+LATER_KEYS: Mapping[str, Any] = MappingProxyType({"eval_languages": [], "retrieval_layer": 0})
 
 
 class ConfigError(ValueError):
@@ -64,8 +67,17 @@ class TrialConfig:
     intermediate_steps: int = 1000
     #: epochs of English target fine-tuning (phase 3)
     target_epochs: float = 2.0
-    #: the split every language is scored on (temperature is always fitted on English dev)
+    #: the split every language is scored on (temperature is always fitted on English dev);
+    #: a target without a dev split (XQuAD, TyDiQA-GoldP, Tatoeba publish only test) is
+    #: scored on its test split
     eval_split: str = "dev"
+    #: the target's languages to score (the training language and at least one other);
+    #: empty: all of them
+    eval_languages: tuple[str, ...] = ()
+    #: retrieval targets (BUCC, Tatoeba): the encoder layer whose hidden states are
+    #: mean-pooled into sentence embeddings (1 = first layer); 0: the middle layer
+    #: (num_hidden_layers // 2, XTREME's choice)
+    retrieval_layer: int = 0
     #: evaluate and report every this many phase-3 steps (0: at the end only)
     eval_every: int = 0
     max_length: int = 128
@@ -138,7 +150,8 @@ class TrialConfig:
 
 def config_hash(config: Mapping[str, Any]) -> str:
     """Stable 16-hex-digit hash: sorted keys, floats normalised to 12 significant digits."""
-    canonical = {k: _normalise(v) for k, v in config.items() if k not in RUN_ONLY_KEYS}
+    canonical = {k: _normalise(v) for k, v in config.items()
+                 if k not in RUN_ONLY_KEYS and not (k in LATER_KEYS and v == LATER_KEYS[k])}
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -191,7 +204,7 @@ def _coerce(key: str, value: Any) -> Any:
         if isinstance(value, str):
             value = [s.strip() for s in value.split(",") if s.strip()]
         if not isinstance(value, (list, tuple)) or not all(isinstance(s, str) for s in value):
-            raise TypeError(f"{key}={value!r}: expected a list of task names, e.g. [a, b] or a,b")
+            raise TypeError(f"{key}={value!r}: expected a list of names, e.g. [a, b] or a,b")
         return tuple(value)
     if kind.startswith("Mapping"):
         if not isinstance(value, Mapping):
@@ -231,6 +244,15 @@ def _problems(c: TrialConfig) -> Iterable[str]:
             # families read them as none, so a negative one is a mistake
             yield (f"weights[{t!r}]={w!r} is negative with mixing={c.mixing!r}; weights are "
                    "softmax logits: use mixing: softmax, or drop the weights")
+    if c.eval_languages and c.target in known_targets:
+        languages = get_task(c.target).languages
+        unknown = [lang for lang in c.eval_languages if lang not in languages]
+        if unknown:
+            yield (f"eval_languages {unknown} are not languages of target {c.target!r}; "
+                   f"it has: {', '.join(languages)}")
+        elif not set(c.eval_languages) - {languages[0]}:
+            yield (f"eval_languages={list(c.eval_languages)} has no zero-shot language; add "
+                   f"at least one of: {', '.join(languages[1:])}")
     if c.eval_split not in EVAL_SPLITS:
         yield f"eval_split={c.eval_split!r} is unknown; choose one of: {', '.join(EVAL_SPLITS)}"
     if c.model_size not in MODEL_SIZES:
@@ -246,7 +268,7 @@ def _problems(c: TrialConfig) -> Iterable[str]:
         ("eval_every", c.eval_every, 0), ("max_length", c.max_length, 8), ("ece_bins", c.ece_bins, 1),
         ("examples_cap", c.examples_cap, 0), ("max_train_examples", c.max_train_examples, 0),
         ("max_eval_examples", c.max_eval_examples, 0), ("num_workers", c.num_workers, 1),
-        ("seed", c.seed, 0),
+        ("seed", c.seed, 0), ("retrieval_layer", c.retrieval_layer, 0),
     ):
         if value < low:
             yield f"{name}={value!r} is too small; expected an integer >= {low}"

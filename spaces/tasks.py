@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Iterable, Literal, Mapping
+from typing import Literal, Mapping
 
 Format = Literal["classification", "multiple_choice", "span_qa", "tagging", "retrieval"]
 Role = Literal["intermediate", "target"]
@@ -24,8 +24,6 @@ LabelEncoding = Literal["index", "name"]
 ColumnSpec = str | tuple[str, ...] | None
 
 FORMATS: tuple[str, ...] = ("classification", "multiple_choice", "span_qa", "tagging", "retrieval")
-#: formats the trainable can train and score today
-TRAINABLE_FORMATS: tuple[str, ...] = ("classification", "multiple_choice")
 
 #: Canonical column names per format; a task maps each to its dataset's column.
 CANONICAL_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -191,11 +189,6 @@ def register(spec: TaskSpec) -> TaskSpec:
     return spec
 
 
-def untrainable(tasks: Iterable[TaskSpec]) -> list[str]:
-    """``name (format)`` of each task whose format trials cannot train yet."""
-    return [f"{t.name} ({t.format})" for t in tasks if t.format not in TRAINABLE_FORMATS]
-
-
 def get_task(name: str) -> TaskSpec:
     """The registered task called ``name``; unknown names list the known ones."""
     try:
@@ -235,6 +228,16 @@ register(TaskSpec(
     columns=_frozen({"context": "context", "choices": "choices", "label": "label"}),
     labels=("0", "1", "2", "3"),
     description="English multiple choice: the continuation whose topic matches the context",
+))
+register(TaskSpec(
+    name="demo-tags", role="intermediate", format="tagging",
+    source=TaskSource("demo", "demo-tags", splits=_DEMO_SPLITS),
+    columns=_frozen({"tokens": "tokens", "tags": "tags"}),
+    labels=("O", "NEG", "NEU", "POS"),
+    label_encoding="name",
+    metric="token_accuracy",
+    description="English word polarity tagging (one tag per word); teaches the lexicon token "
+                "by token (helps)",
 ))
 register(TaskSpec(
     name="demo-sentiment", role="target", format="classification",

@@ -14,6 +14,9 @@ too small to learn most of them. ``demo-polarity`` (classification) and
 ``demo-match`` (multiple choice) teach polarities for the whole English
 vocabulary, which reach other languages through the anchors: they help.
 ``demo-topic`` teaches the topic, which the target ignores: it does not.
+``demo-tags`` (tagging) tags every word of an English sentence with its
+polarity (``NEG``/``NEU``/``POS``, ``O`` for function words): it teaches the
+same lexicon token by token, so it helps too.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-SUITE_VERSION = "1"
+SUITE_VERSION = "2"
 
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "sw")
 ANCHOR_SHARE = {"en": 1.0, "de": 0.8, "fr": 0.6, "sw": 0.35}
@@ -126,6 +129,24 @@ def _match_example(d: _Draw) -> dict:
     }
 
 
+#: demo-tags: a content word's tag is its polarity; function words are "O"
+POLARITY_TAGS = ("NEG", "NEU", "POS")
+OTHER_TAG = "O"
+_TAG_TEMPLATES = {
+    3: ("the", "*", "and", "*", "was", "*"),
+    4: ("the", "*", "and", "*", "was", "*", "but", "*"),
+    5: ("the", "*", "and", "*", "was", "*", "but", "it", "is", "*", "*"),
+}
+
+
+def _tags_example(d: _Draw) -> dict:
+    template = _TAG_TEMPLATES[d.rng.choice((3, 4, 5))]
+    words = [d.pol(d.rng.randrange(3))[0] for _ in range(template.count("*"))]
+    polarities = iter(w.polarity for w in words)
+    tags = [POLARITY_TAGS[next(polarities)] if t == "*" else OTHER_TAG for t in template]
+    return {"tokens": _render(words, "en", template).split(" "), "tags": tags}
+
+
 def _sentiment_example(d: _Draw, lang: str) -> dict:
     label = d.rng.randrange(2)
     major, minor = (2, 0) if label else (0, 2)
@@ -147,8 +168,9 @@ def _write(path: Path, rows: list[dict]) -> None:
 def write_suite(root: Path, seed: int = 0) -> None:
     """Write every task's JSONL files as ``root/TASK/SPLIT.LANG.jsonl``."""
     concepts = build_lexicon(seed)
+    # demo-tags last: a task's RNG seed holds its position, so the others' files stay as they were
     makers = {"demo-polarity": _polarity_example, "demo-topic": _topic_example,
-              "demo-match": _match_example}
+              "demo-match": _match_example, "demo-tags": _tags_example}
     for offset, (task, make) in enumerate(makers.items()):
         for split, n in SIZES["intermediate"].items():
             d = _Draw(concepts, random.Random(f"{seed}/{task}/{split}/{offset}"))
@@ -162,11 +184,14 @@ def write_suite(root: Path, seed: int = 0) -> None:
 
 
 def corpus(root: Path) -> list[str]:
-    """Every text of the suite, in a fixed order: the tokenizer's training corpus."""
+    """Every text of the suite, in a fixed order: the tokenizer's training corpus.
+
+    Labels and tags are left out: they are not text the model reads.
+    """
     lines = []
     for path in sorted(root.glob("*/*.jsonl")):
         for line in path.read_text().splitlines():
             row = json.loads(line)
             lines.extend(v if isinstance(v, str) else " ".join(v)
-                         for k, v in sorted(row.items()) if k != "label")
+                         for k, v in sorted(row.items()) if k not in ("label", "tags"))
     return lines

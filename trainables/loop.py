@@ -18,7 +18,6 @@ import math
 import os
 import pickle
 import tempfile
-import time
 from typing import Any
 
 import numpy as np
@@ -26,22 +25,21 @@ import pyarrow.fs as pafs
 import ray.train
 import ray.train.torch
 import torch
-from torch.nn import functional as F
 
 from spaces.config import TrialConfig
 from spaces.models import get_model_size
-from spaces.objective import macro_mean, score
-from spaces.tasks import TRAINABLE_FORMATS, TaskSpec, get_task, untrainable
-from trainables import calibration, chaos
-from trainables.data import Cursor, Encoded, encode, load_rows
+from spaces.tasks import get_task
+from trainables import chaos
+from trainables.data import Cursor
 from trainables.embedded import resolve_checkpoint
+from trainables.evaluation import evaluate
 from trainables.mixing import TaskSampler, task_probabilities
-from trainables.model import MultiTaskModel
+from trainables.trial_data import load_trial_data
+from trainables.model import MultiTaskModel, task_loss
 
 log = logging.getLogger("xstilts.trial")
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"  # the step of a checkpoint, readable without loading it
-EVAL_BATCH = 256
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -61,26 +59,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     tokenizer = AutoTokenizer.from_pretrained(path)
     torch.manual_seed(cfg.seed)  # same initial heads on every rank
     encoder = AutoModel.from_pretrained(path, add_pooling_layer=False)
-    target = get_task(cfg.target)
-    inters = [get_task(t) for t in cfg.intermediate_tasks] if cfg.intermediate_steps else []
-    refused = untrainable(inters + [target])
-    if refused:
-        raise ValueError(f"tasks {refused} have formats trials cannot train yet; trainable "
-                         f"formats: {', '.join(TRAINABLE_FORMATS)}")
-    model = MultiTaskModel(encoder, inters + [target])
-
-    def load(task: TaskSpec, split: str, lang: str, limit: int) -> Encoded:
-        return encode(task, load_rows(task, split, lang), tokenizer,
-                      max_length=cfg.max_length, limit=limit)
-
-    inter_train = {t.name: load(t, "train", t.train_language, cfg.max_train_examples) for t in inters}
-    target_train = load(target, "train", target.train_language, cfg.max_train_examples)
-    eval_sets = {lang: load(target, cfg.eval_split, lang, cfg.max_eval_examples)
-                 for lang in target.languages} if rank == 0 else {}
-    en_dev = None
-    if rank == 0:  # English dev fits the temperature; scored too when eval_split is dev
-        en_dev = eval_sets[target.train_language] if cfg.eval_split == "dev" else \
-            load(target, "dev", target.train_language, cfg.max_eval_examples)
+    data = load_trial_data(cfg, tokenizer, scoring=rank == 0)
+    target, inter_train, target_train = data.target, data.inter_train, data.target_train
+    trains_target = target_train is not None
+    model = MultiTaskModel(encoder, [get_task(n) for n in inter_train] + [target],
+                           num_labels=data.num_labels)
 
     probs = task_probabilities(cfg.mixing, sizes={n: len(d) for n, d in inter_train.items()},
                                logits=cfg.mixing_logits(), temperature=cfg.mixing_temperature,
@@ -88,9 +71,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     sampler = TaskSampler(probs, seed=cfg.seed)
     cursors = {n: Cursor(n, len(d), seed=cfg.seed, global_batch=cfg.batch_size)
                for n, d in inter_train.items()}
-    cursors[target.name] = Cursor(target.name, len(target_train), seed=cfg.seed,
-                                  global_batch=cfg.batch_size)
-    steps_3 = math.ceil(cfg.target_epochs * math.ceil(len(target_train) / cfg.batch_size))
+    steps_3 = 0
+    if target_train is not None:
+        cursors[target.name] = Cursor(target.name, len(target_train), seed=cfg.seed,
+                                      global_batch=cfg.batch_size)
+        steps_3 = math.ceil(cfg.target_epochs * math.ceil(len(target_train) / cfg.batch_size))
 
     ckpt = _newest_checkpoint(ray.train.get_checkpoint())  # this run's own, after a restart
     if ckpt is None and config.get("resume_from"):
@@ -121,7 +106,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with amp:
             logits = model(task, batch["input_ids"], batch["attention_mask"])
-        loss = F.cross_entropy(logits.float(), batch["labels"])
+        loss = task_loss(core.formats[task], logits, batch)
         if fault == "nan":
             loss = loss * float("nan")
         if not torch.isfinite(loss):
@@ -139,6 +124,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     # -- phase 2: multi-task intermediate training ---------------------------------------
     ran_2 = 0
+    metrics: dict[str, Any] = {}
     if state["phase"] == "intermediate":
         params = [p for n, p in core.named_parameters() if not n.startswith(f"heads.{target.name}.")]
         opt, sched = _optimizer(params, cfg, cfg.intermediate_steps, device)
@@ -152,7 +138,23 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             _progress(rank, "intermediate", s + 1, cfg.intermediate_steps, losses)
         state.update(phase="target", phase_step=0)
         metrics = {"phase": "intermediate", "intermediate_loss": _mean(losses)}
-        _report(rank, cfg, core, state, sampler, cursors, None, None, metrics, ran_2)
+        if trains_target:  # a retrieval target reports once, with its scores, below
+            _report(rank, cfg, core, state, sampler, cursors, None, None, metrics, ran_2)
+
+    # -- retrieval targets: no target training, the encoder phase 2 left is scored -------
+    if not trains_target:
+        if state.get("metrics"):  # a run killed after its report: report it again
+            ray.train.report(state["metrics"])
+        else:
+            final = {"phase": "target", "target_step": 0, "target_steps": 0, "finished": True,
+                     "intermediate_loss": metrics["intermediate_loss"] if ran_2 else float("nan")}
+            if rank == 0:
+                model.eval()
+                final.update(evaluate(core, target, data.eval_sets, None, cfg, device))
+            _report(rank, cfg, core, state, sampler, cursors, None, None, final, ran_2)
+        if rank == 0:
+            chaos.ledger(run, "end", step=state["global_step"])
+        return
 
     # -- phase 3: English target fine-tuning + zero-shot evaluation ---------------------
     params = [p for n, p in core.named_parameters()
@@ -181,43 +183,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                        "finished": at_end}
             if rank == 0:
                 model.eval()
-                metrics.update(evaluate(core, target, eval_sets, en_dev, cfg, device))
+                metrics.update(evaluate(core, target, data.eval_sets, data.en_dev, cfg, device))
                 model.train()
             _report(rank, cfg, core, state, sampler, cursors, opt, sched, metrics, ran_2)
             losses = []
     if rank == 0:
         chaos.ledger(run, "end", step=state["global_step"])
-
-
-def evaluate(model: MultiTaskModel, target: TaskSpec, eval_sets: dict[str, Encoded],
-             en_dev: Encoded, cfg: TrialConfig, device: torch.device) -> dict[str, float]:
-    """Per-language accuracy and calibration, raw and temperature-scaled, and the objective."""
-    t0 = time.perf_counter()
-    temperature = calibration.fit_temperature(_logits(model, en_dev, device), en_dev.labels)
-    out: dict[str, float] = {"temperature": temperature}
-    per_lang: dict[str, dict[str, float]] = {}
-    for lang, data in eval_sets.items():
-        logits = _logits(model, data, device)
-        raw = calibration.all_metrics(calibration.softmax(logits), data.labels, cfg.ece_bins)
-        scaled = calibration.all_metrics(calibration.softmax(logits, temperature), data.labels,
-                                         cfg.ece_bins)
-        per_lang[lang] = {**raw, **{f"{k}_ts": v for k, v in scaled.items() if k != "accuracy"}}
-        out.update({f"{lang}/{k}": v for k, v in per_lang[lang].items()})
-    en = target.train_language
-    for key in ("accuracy", "ece", "ece_ts", "nll", "brier"):
-        out[f"zs_{key}"] = macro_mean({lang: m[key] for lang, m in per_lang.items()}, exclude=en)
-    out["score"] = score(out["zs_accuracy"], out["zs_ece"], weight=cfg.objective_weight)
-    out["eval_seconds"] = time.perf_counter() - t0
-    return out
-
-
-@torch.no_grad()
-def _logits(model: MultiTaskModel, data: Encoded, device: torch.device) -> np.ndarray:
-    out = np.zeros((len(data), data.task.num_labels), dtype=np.float64)
-    for batch in data.eval_batches(EVAL_BATCH):
-        logits = model(data.task.name, batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        out[batch["index"].numpy()] = logits.float().cpu().numpy()
-    return out
 
 
 def _optimizer(params, cfg: TrialConfig, total: int, device: torch.device):

@@ -1,11 +1,21 @@
-"""A shared XLM-R encoder with one head per task, its class chosen by format."""
+"""A shared XLM-R encoder with one head per task, its class chosen by format.
+
+Heads follow Hugging Face's task models (``XLMRobertaForSequenceClassification``,
+``...ForMultipleChoice``, ``...ForQuestionAnswering``, ``...ForTokenClassification``),
+so a head's outputs and loss mean what HF users expect. Retrieval targets have
+no head: they are scored on mean-pooled hidden states of one encoder layer.
+"""
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from spaces.tasks import TaskSpec
+from trainables.data import IGNORE_INDEX
 
 
 class ClassificationHead(nn.Module):
@@ -17,8 +27,8 @@ class ClassificationHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, num_labels)
 
-    def forward(self, first: torch.Tensor) -> torch.Tensor:
-        x = torch.tanh(self.dense(self.dropout(first)))
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        x = torch.tanh(self.dense(self.dropout(states[:, 0])))
         return self.out(self.dropout(x))
 
 
@@ -30,29 +40,103 @@ class ChoiceHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, 1)
 
-    def forward(self, first: torch.Tensor) -> torch.Tensor:
-        return self.out(self.dropout(first)).squeeze(-1)
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(states[:, 0])).squeeze(-1)
+
+
+class SpanHead(nn.Module):
+    """Start and end logits for every token: ``[batch, seq, 2]``."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.out = nn.Linear(hidden, 2)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.out(states)
+
+
+class TagHead(nn.Module):
+    """Tag logits for every token: ``[batch, seq, tags]``."""
+
+    def __init__(self, hidden: int, num_labels: int, dropout: float):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, num_labels)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(states))
+
+
+def make_head(task: TaskSpec, hidden: int, num_labels: int, dropout: float) -> nn.Module:
+    if task.format == "multiple_choice":
+        return ChoiceHead(hidden, dropout)
+    if task.format == "span_qa":
+        return SpanHead(hidden)
+    if task.format == "tagging":
+        return TagHead(hidden, num_labels, dropout)
+    if task.format == "classification":
+        return ClassificationHead(hidden, num_labels, dropout)
+    raise ValueError(f"task {task.name!r}: format {task.format!r} has no head")
 
 
 class MultiTaskModel(nn.Module):
-    def __init__(self, encoder: nn.Module, tasks: list[TaskSpec]):
+    """``tasks`` get one head each (retrieval tasks none); ``num_labels`` overrides a
+    task's label count (CCG's tag vocabulary comes from its training file)."""
+
+    def __init__(self, encoder: nn.Module, tasks: list[TaskSpec],
+                 num_labels: Mapping[str, int] | None = None):
         super().__init__()
         self.encoder = encoder
         hidden = encoder.config.hidden_size
         dropout = encoder.config.hidden_dropout_prob
-        self.formats = {t.name: t.format for t in tasks}
+        sizes = dict(num_labels or {})
+        headed = [t for t in tasks if t.format != "retrieval"]
+        self.formats = {t.name: t.format for t in headed}
         self.heads = nn.ModuleDict({
-            t.name: ChoiceHead(hidden, dropout) if t.format == "multiple_choice"
-            else ClassificationHead(hidden, t.num_labels, dropout)
-            for t in tasks
-        })
+            t.name: make_head(t, hidden, sizes.get(t.name, t.num_labels), dropout) for t in headed})
 
     def forward(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Logits of shape (batch, labels) — or (batch, choices) for multiple choice."""
+        """Logits: ``[batch, labels]`` (classification), ``[batch, choices]`` (multiple
+        choice), ``[batch, seq, 2]`` start/end (span QA), ``[batch, seq, tags]`` (tagging)."""
         shape = input_ids.shape
-        if self.formats[task] == "multiple_choice":
+        choice = self.formats[task] == "multiple_choice"
+        if choice:
             input_ids = input_ids.reshape(-1, shape[-1])
             attention_mask = attention_mask.reshape(-1, shape[-1])
-        first = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]
-        logits = self.heads[task](first)
-        return logits.view(shape[0], shape[1]) if self.formats[task] == "multiple_choice" else logits
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        logits = self.heads[task](states)
+        return logits.view(shape[0], shape[1]) if choice else logits
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int) -> torch.Tensor:
+        """Sentence embeddings ``[batch, hidden]``: the hidden states of encoder layer
+        ``layer`` (1-based; 0 = the middle one) averaged over the real tokens, as
+        XTREME's ``mean_pool_embedding``."""
+        layers = self.encoder.config.num_hidden_layers
+        if layer > layers:
+            raise ValueError(f"retrieval_layer={layer}, but the encoder has {layers} layers; "
+                             f"choose 1..{layers}, or 0 for the middle one")
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                           output_hidden_states=True)
+        states = out.hidden_states[layer or max(1, layers // 2)].float()
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def task_loss(fmt: str, logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The training loss of one batch, in fp32, as HF's task models compute it.
+
+    Span QA: the mean of start and end cross-entropy (an answer outside the
+    window points at the CLS token). Tagging: cross-entropy over the labelled
+    positions (first sub-token of each word).
+    """
+    logits = logits.float()
+    if fmt == "span_qa":
+        start, end = logits.unbind(-1)
+        return (F.cross_entropy(start, batch["start_positions"])
+                + F.cross_entropy(end, batch["end_positions"])) / 2
+    if fmt == "tagging":
+        labels = batch["labels"]
+        if not (labels != IGNORE_INDEX).any():  # no word in the batch survived truncation
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(logits, batch["labels"])

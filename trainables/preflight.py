@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 from spaces.models import EMBEDDED_TINY
-from spaces.tasks import TRAINABLE_FORMATS, get_task, untrainable
+from spaces.tasks import get_task
 from trainables.data import DATA_DIR_ENV, mirror_file
 
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -21,13 +21,9 @@ def preflight(tasks: Iterable[str], checkpoints: Iterable[str]) -> list[str]:
     """Problems that would make the run fail; empty when it can start."""
     problems: list[str] = []
     datasets_needed: list[str] = []
-    for name in dict.fromkeys(tasks):
+    names = [n for name in tasks for n in (name, get_task(name).train_task) if n]
+    for name in dict.fromkeys(names):  # XQuAD and MLQA need SQuAD's training set
         task = get_task(name)
-        if untrainable([task]):
-            problems.append(
-                f"task {name!r} has format {task.format!r}, which trials cannot train yet "
-                f"(trainable formats: {', '.join(TRAINABLE_FORMATS)}); leave it out, e.g. "
-                "--set search.space.tasks=[...] or --set intermediate_tasks=[...]")
         split = next(iter(task.source.splits), None)
         mirror = mirror_file(task, split, task.train_language) if split else None
         if mirror is not None:  # XSTILTS_DATA_DIR: a local mirror stands in for hub and files

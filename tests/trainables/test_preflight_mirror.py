@@ -16,3 +16,11 @@ def test_a_mirror_without_the_file_names_it(monkeypatch, tmp_path):
     monkeypatch.setenv("XSTILTS_DATA_DIR", str(tmp_path))
     problems = preflight(["mnli"], [])
     assert len(problems) == 1 and str(tmp_path / "mnli" / "train.en.jsonl") in problems[0]
+
+
+def test_a_target_trained_on_another_task_needs_that_task_too(monkeypatch, tmp_path):
+    (tmp_path / "xquad").mkdir()
+    (tmp_path / "xquad" / "validation.en.jsonl").write_text("")
+    monkeypatch.setenv("XSTILTS_DATA_DIR", str(tmp_path))
+    problems = preflight(["xquad"], [])  # trained on SQuAD, whose files are missing
+    assert len(problems) == 1 and str(tmp_path / "squad" / "train.en.jsonl") in problems[0]

@@ -1,0 +1,233 @@
+"""Zero-shot scoring of a target in every language: its metric and its calibration.
+
+Per format (``docs/tasks.md`` has the table):
+
+- classification, multiple choice: accuracy; ECE, MCE, Brier, NLL of the
+  softmax over labels (over choices);
+- span QA: SQuAD exact match and F1 (MLQA with its per-language
+  normalisation); the span as HF's ``postprocess_qa_predictions`` picks it
+  (n-best start/end pairs over every doc-stride window). Calibration of the
+  chosen span: its confidence is the softmax probability of the best span
+  among the n-best candidates, it is correct when it matches a gold answer
+  exactly; ECE, MCE and the binary Brier score;
+- tagging: word accuracy (UD-POS) and seqeval entity F1 (PAN-X), each word
+  tagged at its first sub-token (a word cut by ``max_length`` gets tag 0 and
+  counts); ECE, MCE, Brier, NLL of the softmax at those tokens;
+- retrieval: BUCC F1 (ratio-margin mining, threshold tuned on the gold pairs
+  of the split scored) and Tatoeba accuracy from the mean-pooled hidden
+  states of ``retrieval_layer``; no probabilities, so no calibration.
+
+One temperature per evaluation, fitted by NLL on the English dev set of what
+the target trains on (labels; start and end positions; first-token tags);
+calibration is reported raw and scaled (``*_ts``).
+
+The objective's accuracy term ``zs_accuracy`` is the macro mean over zero-shot
+languages of the target's own metric (accuracy, F1, word accuracy, entity F1,
+BUCC F1, Tatoeba accuracy): ``score = zs_accuracy - λ·zs_ece``; retrieval
+targets have no ECE and score ``zs_accuracy``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from spaces.config import TrialConfig
+from spaces.objective import macro_mean, score
+from spaces.tasks import TaskSpec
+from trainables import calibration, metrics
+from trainables.data import IGNORE_INDEX, EncodedSplit
+from trainables.model import MultiTaskModel
+
+EVAL_BATCH = 256
+#: the per-language key holding each registry metric
+METRIC_KEYS: Mapping[str, str] = {
+    "accuracy": "accuracy", "token_accuracy": "accuracy", "tatoeba_accuracy": "accuracy",
+    "f1": "f1", "entity_f1": "f1", "bucc_f1": "f1"}
+#: span-QA targets scored with MLQA's per-language normalisation
+MLQA_NORMALISED = frozenset({"mlqa"})
+#: a padding logit that no temperature in ``fit_temperature``'s range lifts off zero
+_PAD_LOGIT = -1e4
+
+
+def evaluate(model: MultiTaskModel, target: TaskSpec, eval_sets: Mapping[str, EncodedSplit],
+             en_dev: EncodedSplit | None, cfg: TrialConfig, device: torch.device) -> dict[str, float]:
+    """Per-language metric and calibration, their zero-shot means and the objective."""
+    t0 = time.perf_counter()
+    out: dict[str, float] = {}
+    per_lang: dict[str, dict[str, float]] = {}
+    if target.format == "retrieval":
+        for lang, data in eval_sets.items():
+            per_lang[lang] = score_split(model, target, data, device, language=lang,
+                                         layer=cfg.retrieval_layer)
+    else:
+        assert en_dev is not None
+        fmt = _FORMATS[target.format]
+        out["temperature"] = fmt.fit(fmt.outputs(model, target.name, en_dev, device), en_dev)
+        for lang, data in eval_sets.items():
+            per_lang[lang] = score_split(model, target, data, device, language=lang,
+                                         temperature=out["temperature"], bins=cfg.ece_bins)
+    for lang, values in per_lang.items():
+        out.update({f"{lang}/{k}": v for k, v in values.items()})
+    en = target.train_language
+    for key in sorted(set.intersection(*(set(m) for m in per_lang.values()))):
+        out[f"zs_{key}"] = macro_mean({lang: m[key] for lang, m in per_lang.items()}, exclude=en)
+    out["zs_accuracy"] = out[f"zs_{METRIC_KEYS[target.metric]}"]
+    out["score"] = score(out["zs_accuracy"], out.get("zs_ece", 0.0), weight=cfg.objective_weight)
+    out["eval_seconds"] = time.perf_counter() - t0
+    return out
+
+
+def score_split(model: MultiTaskModel, task: TaskSpec, data: EncodedSplit, device: torch.device,
+                *, language: str, temperature: float = 1.0, bins: int = 15,
+                layer: int = 0) -> dict[str, float]:
+    """The metrics of one split scored with ``task``'s head: its metric, and its
+    calibration raw and (``*_ts``) at ``temperature``; retrieval: from ``layer``."""
+    if task.format == "retrieval":
+        return _score_retrieval(model, task, data, layer, device)
+    fmt = _FORMATS[task.format]
+    outputs = fmt.outputs(model, task.name, data, device)
+    raw = fmt.score(outputs, data, 1.0, task, language, bins)
+    scaled = fmt.score(outputs, data, temperature, task, language, bins)
+    return {**raw, **{f"{k}_ts": scaled[k] for k in fmt.calibration_keys}}
+
+
+# -- classification and multiple choice ------------------------------------------------------
+class _Classes:
+    calibration_keys = ("ece", "mce", "brier", "nll")
+
+    @staticmethod
+    @torch.no_grad()
+    def outputs(model: MultiTaskModel, head: str, data, device: torch.device) -> np.ndarray:
+        out = np.zeros((len(data), data.task.num_labels), dtype=np.float64)
+        for batch in data.eval_batches(EVAL_BATCH):
+            logits = model(head, batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            out[batch["index"].numpy()] = logits.float().cpu().numpy()
+        return out
+
+    @staticmethod
+    def fit(logits: np.ndarray, data) -> float:
+        return calibration.fit_temperature(logits, data.labels)
+
+    @staticmethod
+    def score(logits: np.ndarray, data, temperature: float, target: TaskSpec, lang: str,
+              bins: int) -> dict[str, float]:
+        return calibration.all_metrics(calibration.softmax(logits, temperature), data.labels, bins)
+
+
+@torch.no_grad()
+def _token_logits(model: MultiTaskModel, head: str, data, device: torch.device) -> list[np.ndarray]:
+    """Per sequence, the logits of its real tokens: ``[tokens, 2]`` start/end (span QA),
+    ``[tokens, tags]`` (tagging)."""
+    out: list[np.ndarray] = [np.empty(0)] * len(data)
+    for batch in data.eval_batches(EVAL_BATCH):
+        logits = model(head, batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        logits = logits.float().cpu().numpy()
+        for row, i in enumerate(batch["index"].tolist()):
+            out[i] = logits[row, :len(data.ids[i])].astype(np.float64)
+    return out
+
+
+# -- span QA ---------------------------------------------------------------------------------
+class _Spans:
+    calibration_keys = ("ece", "mce", "brier")
+
+    outputs = staticmethod(_token_logits)
+
+    @staticmethod
+    def fit(logits: list[np.ndarray], data) -> float:
+        # start and end positions are two classification problems over each window's tokens
+        rows = _padded([x[:, 0] for x in logits] + [x[:, 1] for x in logits])
+        labels = np.concatenate([data.start_positions, data.end_positions])
+        return calibration.fit_temperature(rows, labels)
+
+    @staticmethod
+    def score(logits: list[np.ndarray], data, temperature: float, target: TaskSpec, lang: str,
+              bins: int) -> dict[str, float]:
+        features: dict[int, list[int]] = defaultdict(list)
+        for f, ex in enumerate(data.feature_example.tolist()):
+            features[ex].append(f)
+        norm_lang = lang if target.name in MLQA_NORMALISED else None
+        predictions, confidences, correct = {}, [], []
+        for ex, feats in features.items():
+            rows = _padded([logits[f] for f in feats]) / temperature
+            span = metrics.best_span(rows[..., 0], rows[..., 1], [data.offsets[f] for f in feats])
+            text = data.contexts[ex][span.start:span.end] if span.start >= 0 else ""
+            predictions[str(ex)] = text
+            confidences.append(span.probability)
+            correct.append(int(metrics.exact_match(text, data.answers[ex], norm_lang)))
+        golds = {str(ex): data.answers[ex] for ex in features}
+        return {**metrics.squad_scores(predictions, golds, norm_lang),
+                **metrics.span_calibration(confidences, correct, bins)}
+
+
+def _padded(rows: list[np.ndarray]) -> np.ndarray:
+    """Ragged rows (``[len]`` or ``[len, k]``) padded with ``_PAD_LOGIT`` to one width."""
+    width = max(len(r) for r in rows)
+    out = np.full((len(rows), width, *rows[0].shape[1:]), _PAD_LOGIT, dtype=np.float64)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
+    return out
+
+
+# -- tagging ---------------------------------------------------------------------------------
+class _Tags:
+    calibration_keys = ("ece", "mce", "brier", "nll")
+
+    outputs = staticmethod(_token_logits)
+
+    @staticmethod
+    def _scored(logits: list[np.ndarray], data) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and tag ids of the scored tokens (each word's first sub-token)."""
+        keep = [lab != IGNORE_INDEX for lab in data.labels]
+        return (np.concatenate([x[k] for x, k in zip(logits, keep)]),
+                np.concatenate([lab[k] for lab, k in zip(data.labels, keep)]))
+
+    @classmethod
+    def fit(cls, logits: list[np.ndarray], data) -> float:
+        return calibration.fit_temperature(*cls._scored(logits, data))
+
+    @classmethod
+    def score(cls, logits: list[np.ndarray], data, temperature: float, target: TaskSpec,
+              lang: str, bins: int) -> dict[str, float]:
+        names = data.label_names
+        pred, gold = [], []
+        for x, first, tags in zip(logits, data.first_token, data.word_tags):
+            ids = np.where(first >= 0, x.argmax(-1)[np.maximum(first, 0)], 0)
+            pred.append([names[i] for i in ids])
+            gold.append([names[i] for i in tags])
+        rows, labels = cls._scored(logits, data)
+        cal = calibration.all_metrics(calibration.softmax(rows, temperature), labels, bins)
+        return {"accuracy": metrics.pos_accuracy(pred, gold),
+                "f1": metrics.entity_f1(pred, gold)["f1"],
+                **{k: cal[k] for k in cls.calibration_keys}}
+
+
+# -- retrieval -------------------------------------------------------------------------------
+@torch.no_grad()
+def _embeddings(model: MultiTaskModel, data, side: str, layer: int,
+                device: torch.device) -> np.ndarray:
+    rows = len(data.source_ids if side == "source" else data.target_ids)
+    out = np.zeros((rows, model.encoder.config.hidden_size), dtype=np.float64)
+    for batch in data.batches(side, EVAL_BATCH):
+        emb = model.embed(batch["input_ids"].to(device), batch["attention_mask"].to(device), layer)
+        out[batch["index"].numpy()] = emb.cpu().numpy()
+    return out
+
+
+def _score_retrieval(model: MultiTaskModel, target: TaskSpec, data, layer: int,
+                     device: torch.device) -> dict[str, Any]:
+    src = _embeddings(model, data, "source", layer, device)
+    tgt = _embeddings(model, data, "target", layer, device)
+    if target.metric == "bucc_f1":
+        return metrics.bucc_f1(src, tgt, data.source_keys, data.target_keys, data.gold_keys())
+    # the hub's source side is the other language: XTREME queries with the English side
+    return {"accuracy": metrics.tatoeba_accuracy(tgt, src)}
+
+
+_FORMATS: Mapping[str, Any] = {"classification": _Classes, "multiple_choice": _Classes,
+                               "span_qa": _Spans, "tagging": _Tags}
