@@ -192,16 +192,15 @@ def driver_lock(sweep_path: str):
     import os
     import socket
 
-    from search.results import filesystem
+    from search.results import filesystem, write_atomic
 
     _refuse_if_driven(sweep_path)
-    fs, path = filesystem(f"{sweep_path}/{LOCK_FILE}")
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path) as f:
-        f.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
+    write_atomic(f"{sweep_path}/{LOCK_FILE}",
+                 json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
     try:
         yield
     finally:
+        fs, path = filesystem(f"{sweep_path}/{LOCK_FILE}")
         fs.delete_file(path)
 
 
@@ -209,16 +208,15 @@ def _refuse_if_driven(sweep_path: str) -> None:
     import json
     import socket
 
-    from search.results import exists, filesystem
+    from search.results import read_text
 
-    if not exists(f"{sweep_path}/{LOCK_FILE}"):
+    text = read_text(f"{sweep_path}/{LOCK_FILE}")
+    if text is None:
         return
-    fs, path = filesystem(f"{sweep_path}/{LOCK_FILE}")
-    with fs.open_input_stream(path) as f:
-        try:
-            other = json.loads(f.read())
-        except ValueError:
-            return
+    try:
+        other = json.loads(text)
+    except ValueError:  # a lock cut short: its driver died while writing it
+        return
     if other.get("host") == socket.gethostname() and _alive(other.get("pid")):
         raise UsageError(f"another driver (pid {other['pid']}) is running the sweep at "
                          f"{sweep_path}; wait for it to end or stop it, then resume")

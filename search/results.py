@@ -80,15 +80,40 @@ def table_path(sweep_path: str, table: str) -> str:
     return f"{results_dir(sweep_path)}/{table}.parquet"
 
 
-def write_table(table: pa.Table, sweep_path: str, name: str) -> None:
-    """Write atomically: a temporary file in the same folder, then a move."""
-    fs, final = filesystem(table_path(sweep_path, name))
+def _write_then_move(path: str, write) -> None:
+    """``write(fs, tmp)`` a temporary file in ``path``'s folder, then move it over ``path``:
+    readers see the old file or the new one, never half of one."""
+    fs, final = filesystem(path)
     fs.create_dir(final.rsplit("/", 1)[0], recursive=True)
+    tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+    write(fs, tmp)
+    fs.move(tmp, final)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write a small file (manifest, marker, lock) atomically."""
+    def write(fs, tmp: str) -> None:
+        with fs.open_output_stream(tmp) as f:
+            f.write(data)
+
+    _write_then_move(path, write)
+
+
+def read_text(path: str) -> str | None:
+    """A small file's text, or None where it does not exist."""
+    if not exists(path):
+        return None
+    fs, p = filesystem(path)
+    with fs.open_input_stream(p) as f:
+        return f.read().decode()
+
+
+def write_table(table: pa.Table, sweep_path: str, name: str) -> None:
+    """Write a results table atomically, with the schema version in its metadata."""
     meta = {**(table.schema.metadata or {}), SCHEMA_KEY: str(SCHEMA_VERSION).encode(),
             b"xstilts.table": name.encode()}
-    tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
-    pq.write_table(table.replace_schema_metadata(meta), tmp, filesystem=fs)
-    fs.move(tmp, final)
+    _write_then_move(table_path(sweep_path, name), lambda fs, tmp: pq.write_table(
+        table.replace_schema_metadata(meta), tmp, filesystem=fs))
 
 
 def read_table(sweep_path: str, name: str) -> pa.Table | None:
@@ -197,18 +222,11 @@ FAILURE_FILE = "xstilts-failed.txt"
 
 def write_failure(run_dir: str, cause: str) -> None:
     """Mark a Train run as failed for good, so a retry reports the cause without training."""
-    fs, path = filesystem(f"{run_dir}/{FAILURE_FILE}")
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path) as f:
-        f.write(cause.encode())
+    write_atomic(f"{run_dir}/{FAILURE_FILE}", cause.encode())
 
 
 def read_failure(run_dir: str) -> str | None:
-    if not exists(f"{run_dir}/{FAILURE_FILE}"):
-        return None
-    fs, path = filesystem(f"{run_dir}/{FAILURE_FILE}")
-    with fs.open_input_stream(path) as f:
-        return f.read().decode()
+    return read_text(f"{run_dir}/{FAILURE_FILE}")
 
 
 # -- the writer -------------------------------------------------------------------------------

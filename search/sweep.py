@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from dataclasses import dataclass
 
 import optuna
@@ -19,6 +18,7 @@ from search.trainable import tune_trial
 from trainables.storage import run_filesystem
 from spaces.config import ConfigError, TrialConfig
 from spaces.sweep import SweepConfig
+from spaces.tasks import get_task
 
 @dataclass(frozen=True)
 class SweepPlan:
@@ -28,6 +28,12 @@ class SweepPlan:
     name: str
     base: TrialConfig
     sweep: SweepConfig
+
+    def __post_init__(self) -> None:
+        if self.sweep.mode == "multi" and get_task(self.base.target).format == "retrieval":
+            raise ConfigError([
+                f"target {self.base.target!r} is a retrieval task: it has no probabilities, so "
+                "no ECE for mode=multi to minimise; use mode: scalar (its score is the metric)"])
 
     @property
     def path(self) -> str:
@@ -89,34 +95,28 @@ MANIFEST_VERSION = 1
 
 def write_manifest(plan: SweepPlan) -> None:
     """What ``resume`` needs to rebuild the plan, written once before the first trial."""
-    from search.results import versions
+    from search.results import versions, write_atomic
 
-    fs, path = filesystem(f"{plan.path}/{MANIFEST}")
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     body = {"xstilts.manifest": MANIFEST_VERSION, "name": plan.name,
             "base": plan.base.to_dict(), "sweep": plan.sweep.to_dict(),
             "versions": json.loads(versions())}
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with fs.open_output_stream(tmp) as f:
-        f.write(json.dumps(body, indent=1, sort_keys=True).encode())
-    fs.move(tmp, path)
+    write_atomic(f"{plan.path}/{MANIFEST}", json.dumps(body, indent=1, sort_keys=True).encode())
 
 
 def load_plan(sweep_path: str) -> SweepPlan:
     """The plan of an existing sweep at ``STORAGE/NAME``, from its manifest."""
-    from search.results import exists
+    from search.results import exists, read_text
 
     sweep_path = sweep_path.rstrip("/")
     manifest = f"{sweep_path}/{MANIFEST}"
-    if not exists(manifest):
+    text = read_text(manifest)
+    if text is None:
         what = "no sweep" if not exists(sweep_path) else "a folder without a sweep manifest"
         raise FileNotFoundError(
             f"{sweep_path} is {what} ({MANIFEST} is missing); give the STORAGE/NAME folder "
             "that `xstilts run` created, or start a new sweep with `xstilts run`")
-    fs, path = filesystem(manifest)
     try:
-        with fs.open_input_stream(path) as f:
-            body = json.loads(f.read())
+        body = json.loads(text)
         version = int(body["xstilts.manifest"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError([f"{manifest} is not a readable sweep manifest ({exc}); it is "

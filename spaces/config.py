@@ -253,6 +253,10 @@ def _problems(c: TrialConfig) -> Iterable[str]:
         elif not set(c.eval_languages) - {languages[0]}:
             yield (f"eval_languages={list(c.eval_languages)} has no zero-shot language; add "
                    f"at least one of: {', '.join(languages[1:])}")
+    if c.model_size in MODEL_SIZES and c.retrieval_layer > MODEL_SIZES[c.model_size].layers:
+        layers = MODEL_SIZES[c.model_size].layers
+        yield (f"retrieval_layer={c.retrieval_layer} is past the last layer of model_size="
+               f"{c.model_size!r} ({layers} layers); choose 1..{layers}, or 0 for the middle one")
     if c.eval_split not in EVAL_SPLITS:
         yield f"eval_split={c.eval_split!r} is unknown; choose one of: {', '.join(EVAL_SPLITS)}"
     if c.model_size not in MODEL_SIZES:

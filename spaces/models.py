@@ -17,13 +17,18 @@ class ModelSize:
     params_millions: float
     #: fraction of one GPU per training worker when GPUs are used (trials pack by size)
     gpu_per_worker: float
+    #: transformer layers of the encoder (retrieval reads one of them)
+    layers: int
     cpu_per_worker: float = 1.0
 
 
 MODEL_SIZES: dict[str, ModelSize] = {
-    "tiny": ModelSize("tiny", EMBEDDED_TINY, params_millions=0.2, gpu_per_worker=0.125),
-    "base": ModelSize("base", "FacebookAI/xlm-roberta-base", params_millions=278, gpu_per_worker=0.5),
-    "large": ModelSize("large", "FacebookAI/xlm-roberta-large", params_millions=560, gpu_per_worker=1.0),
+    "tiny": ModelSize("tiny", EMBEDDED_TINY, params_millions=0.2, gpu_per_worker=0.125,
+                      layers=2),
+    "base": ModelSize("base", "FacebookAI/xlm-roberta-base", params_millions=278,
+                      gpu_per_worker=0.5, layers=12),
+    "large": ModelSize("large", "FacebookAI/xlm-roberta-large", params_millions=560,
+                       gpu_per_worker=1.0, layers=24),
 }
 
 

@@ -40,7 +40,7 @@ from spaces.config import TrialConfig
 from spaces.objective import macro_mean, score
 from spaces.tasks import TaskSpec
 from trainables import calibration, metrics
-from trainables.data import IGNORE_INDEX, EncodedSplit
+from trainables.encoding import IGNORE_INDEX, EncodedSplit
 from trainables.model import MultiTaskModel
 
 EVAL_BATCH = 256

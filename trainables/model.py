@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from spaces.tasks import TaskSpec
-from trainables.data import IGNORE_INDEX
+from trainables.encoding import IGNORE_INDEX
 
 
 class ClassificationHead(nn.Module):

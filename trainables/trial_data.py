@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from spaces.config import TrialConfig
 from spaces.tasks import TaskSpec, get_task
-from trainables.data import EncodedSplit, encode, load_rows, tag_vocabulary
+from trainables.data import load_rows
+from trainables.encoding import EncodedSplit, encode, tag_vocabulary
 
 
 @dataclass

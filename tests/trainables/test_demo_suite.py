@@ -10,7 +10,8 @@ import pytest
 
 from spaces.tasks import get_task
 from trainables import demo_suite
-from trainables.data import IGNORE_INDEX, encode, load_rows
+from trainables.data import load_rows
+from trainables.encoding import IGNORE_INDEX, encode
 
 TAGS = {"O", "NEG", "NEU", "POS"}
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from spaces.tasks import get_task, task_names
-from trainables.data import (IGNORE_INDEX, UNK_TAG, DataUnavailableError, encode, load_rows,
-                             mirror_file, tag_vocabulary)
+from trainables.data import DataUnavailableError, load_rows, mirror_file
+from trainables.encoding import IGNORE_INDEX, UNK_TAG, encode, tag_vocabulary
 from trainables.metrics import squad_normalize
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xtreme"

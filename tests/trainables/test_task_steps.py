@@ -13,7 +13,8 @@ import torch
 from spaces.config import TrialConfig
 from spaces.models import EMBEDDED_TINY
 from spaces.tasks import PAPER_INTERMEDIATE, get_task
-from trainables.data import DATA_DIR_ENV, encode, load_rows
+from trainables.data import DATA_DIR_ENV, load_rows
+from trainables.encoding import encode
 from trainables.embedded import resolve_checkpoint
 from trainables.evaluation import METRIC_KEYS, evaluate, score_split
 from trainables.model import MultiTaskModel, task_loss
