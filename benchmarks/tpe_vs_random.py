@@ -30,7 +30,7 @@ def trials_to_reach(sampler_name: str, seed: int, margin: float, budget: int) ->
     # the sampler exactly as a sweep builds it
     sampler = make_searcher(sweep)._sampler
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    target = surrogate_optimum(base.objective_weight, sweep.space.weight_range[1]) - margin
+    target = surrogate_optimum(sweep.space, base.objective_weight) - margin
     for n in range(1, budget + 1):
         trial = study.ask()
         define_space(trial, sweep.space)

@@ -117,7 +117,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     plan = SweepPlan(storage=_storage_path(args.storage), name=args.name or preset.name,
                      base=preset.trial_config(trial_sets),
                      sweep=preset.sweep_config(trial_sets, **sweep_changes))
-    _preflight([plan.base.target, *plan.sweep.space.tasks], plan.sweep.space.model_sizes)
+    if plan.sweep.trainable == "model":  # surrogate trials load no data and no model
+        _preflight([plan.base.target, *plan.sweep.space.tasks], plan.sweep.space.model_sizes)
     _check_storage(plan.storage)
     from search.results import exists
 
@@ -154,7 +155,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         raise UsageError(f"{path} has no Tune experiment state to resume from (the driver "
                          "stopped before its first snapshot); start it again with "
                          f"`xstilts run --name {plan.name}` after moving the folder aside")
-    _preflight([plan.base.target, *plan.sweep.space.tasks], plan.sweep.space.model_sizes)
+    if plan.sweep.trainable == "model":  # surrogate trials load no data and no model
+        _preflight([plan.base.target, *plan.sweep.space.tasks], plan.sweep.space.model_sizes)
     _check_storage(plan.storage)
     print(f"xstilts: resuming sweep {plan.path}: budget {plan.sweep.trials} trials", flush=True)
     return _launch(plan, resume=True, k=args.k)

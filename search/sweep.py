@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from ray.tune.search import ConcurrencyLimiter
 
 from search.results import ResultsWriter, filesystem
 from search.searcher import STEP_KEY, PruningOptunaSearch, make_searcher
-from search.trainable import tune_trial
+from search.trainable import surrogate_trial, trial_resources, tune_trial
 from trainables.storage import run_filesystem
 from spaces.config import ConfigError, TrialConfig
 from spaces.sweep import SweepConfig
@@ -152,12 +153,11 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
     # Snapshot Tune's state (trials, searcher, scheduler) at least every second, so
     # it is never behind what the results record by more than a trial's start-up.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    # Tune's own per-trial JSON/CSV/TensorBoard logs repeat what the results tables hold,
+    # fsync on every report and leave files per trial (ray#23451): off
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     sweep = plan.sweep
-    trainable = tune.with_parameters(tune_trial, base=plan.base.to_dict(),
-                                     spec=sweep.space.to_dict(), sweep_path=plan.path)
-    # The Tune trial only drives its TorchTrainer; the Train workers hold the CPUs/GPUs.
-    # Ray refuses an all-zero request, so the driver asks for a token 1 MiB of memory.
-    trainable = tune.with_resources(trainable, {"CPU": 0, "memory": 2**20})
+    trainable = _trainable(plan)
     fs, path = run_filesystem(plan.path)  # local folders: Tune's files written atomically
     if resume:
         tuner = tune.Tuner.restore(f"{path}/{TUNE_DIR}", trainable=trainable,
@@ -170,7 +170,7 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
     else:
         write_manifest(plan)
         optuna_search = make_searcher(sweep)
-        searcher = ConcurrencyLimiter(optuna_search, max_concurrent=sweep.concurrency)
+        searcher = ConcurrencyLimiter(optuna_search, max_concurrent=_staged(sweep))
         if sweep.asha_grace > 0:
             scheduler = ASHAScheduler(time_attr=STEP_KEY, metric="score", mode="max",
                                       grace_period=sweep.asha_grace,
@@ -181,7 +181,8 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                        num_samples=sweep.trials, reuse_actors=False),
+                                        num_samples=sweep.trials,
+                                        reuse_actors=sweep.trainable == "surrogate"),
             run_config=tune.RunConfig(
                 name=TUNE_DIR, storage_path=path, storage_filesystem=fs, callbacks=[writer],
                 verbose=int(os.environ.get("XSTILTS_TUNE_VERBOSE", "0")),
@@ -191,6 +192,36 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
         )
     results = tuner.fit()
     return SweepOutcome(results=results, study=optuna_search.study if optuna_search else None)
+
+
+def _staged(sweep: SweepConfig) -> int:
+    """Trials the searcher may have out at once. Model trials: ``concurrency``. Surrogate
+    trials (without GPUs) are capped at ``concurrency`` by the CPU share each holds, and a
+    quarter more wait staged: Tune keeps a finished trial's actor for reuse only if a
+    staged trial can take it, and a new actor per one-second trial costs more than the trial."""
+    if sweep.trainable == "surrogate":
+        return sweep.concurrency + max(1, sweep.concurrency // 4)
+    return sweep.concurrency
+
+
+def _trainable(plan: SweepPlan):
+    """The Tune trainable of the plan: a model trial (Ray Train) or a surrogate one,
+    holding the resources ``search.trainable.trial_resources`` gives it."""
+    sweep, base, spec = plan.sweep, plan.base.to_dict(), plan.sweep.space.to_dict()
+    surrogate = sweep.trainable == "surrogate"
+    if surrogate:
+        fn = tune.with_parameters(surrogate_trial, base=base, spec=spec, sweep_path=plan.path,
+                                  seconds=sweep.surrogate_seconds,
+                                  reports=sweep.surrogate_reports, step=max(1, sweep.asha_grace))
+    else:
+        fn = tune.with_parameters(tune_trial, base=base, spec=spec, sweep_path=plan.path)
+    if surrogate and not plan.base.use_gpu:
+        import ray
+
+        share = float(ray.cluster_resources().get("CPU", 1)) / sweep.concurrency
+        return tune.with_resources(fn, {"CPU": share})
+    return tune.with_resources(fn, functools.partial(trial_resources, base=base, spec=spec,
+                                                     surrogate=surrogate))
 
 
 def _inner_searcher(tuner: tune.Tuner):

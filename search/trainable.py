@@ -10,6 +10,7 @@ one in every result.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import ray.tune
@@ -18,6 +19,8 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from search import results
 from spaces.config import TrialConfig
+from spaces.models import get_model_size
+from spaces.objective import score
 from spaces.space import SpaceSpec, trial_config
 
 OBJECTIVE_KEY = "score"
@@ -37,17 +40,7 @@ def tune_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[str, 
 
     cfg = trial_config(TrialConfig.from_dict(base), params, SpaceSpec.from_dict(spec))
     trial_id = ray.tune.get_context().get_trial_id()
-    own = results.recorded_trial(sweep_path, trial_id)
-    if own is not None:
-        # recorded before the driver died, after Tune's last snapshot: replay, train nothing
-        if own["status"] == "error":
-            raise RuntimeError(own["error"] or "trial failed before the sweep was resumed")
-        ray.tune.report({**results.reported_metrics(own), "replayed": True})
-        return
-    done = results.finished_metrics(sweep_path, cfg.config_hash())
-    if done is not None:
-        # the same config already finished in this sweep: report its result, train nothing
-        ray.tune.report({**done, "duplicate_of": done.get("trial_id", "")})
+    if _answered(sweep_path, trial_id, cfg):
         return
     run_dir = f"{sweep_path}/train/train-{trial_id}"
     failed = results.read_failure(run_dir)
@@ -62,6 +55,61 @@ def tune_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[str, 
         if is_permanent(cause):
             results.write_failure(run_dir, cause)
         raise RuntimeError(cause) from None
+
+
+def _answered(sweep_path: str, trial_id: str, cfg: TrialConfig) -> bool:
+    """Report a result the sweep already has, if it has one; then nothing is trained."""
+    own = results.recorded_trial(sweep_path, trial_id)
+    if own is not None:
+        # recorded before the driver died, after Tune's last snapshot: replay, train nothing
+        if own["status"] == "error":
+            raise RuntimeError(own["error"] or "trial failed before the sweep was resumed")
+        ray.tune.report({**results.reported_metrics(own), "replayed": True})
+        return True
+    done = results.finished_metrics(sweep_path, cfg.config_hash())
+    if done is not None:
+        # the same config already finished in this sweep: report its result, train nothing
+        ray.tune.report({**done, "duplicate_of": done.get("trial_id", "")})
+        return True
+    return False
+
+
+def surrogate_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[str, Any],
+                    sweep_path: str, seconds: float, reports: int, step: int) -> None:
+    """A trial without a model (``search.trainable: surrogate``): the known function of
+    ``trainables.surrogate``, reported ``reports`` times over ``seconds`` at target steps
+    ``step``, ``2·step``, … like a training run whose score climbs to its final value."""
+    from trainables.surrogate import surrogate_metrics
+
+    cfg = trial_config(TrialConfig.from_dict(base), params, SpaceSpec.from_dict(spec))
+    if _answered(sweep_path, ray.tune.get_context().get_trial_id(), cfg):
+        return
+    final = surrogate_metrics(cfg)
+    start = time.monotonic()
+    for k in range(1, reports + 1):
+        # report on schedule: a report waits for the driver to take it, and that wait
+        # belongs to the trial's time, as a real trial's training goes on meanwhile
+        time.sleep(max(0.0, start + k * seconds / reports - time.monotonic()))
+        acc = max(0.0, final["zs_accuracy"] - 0.02 * (reports - k) / reports)
+        ray.tune.report({"zs_accuracy": acc, "zs_ece": final["zs_ece"],
+                         "score": score(acc, final["zs_ece"], weight=cfg.objective_weight),
+                         "target_step": k * step, "target_steps": reports * step,
+                         "finished": k == reports})
+
+
+def trial_resources(config: dict[str, Any], *, base: dict[str, Any], spec: dict[str, Any],
+                    surrogate: bool):
+    """What a Tune trial holds. A model trial only drives its TorchTrainer, whose workers
+    hold the CPUs/GPUs; a surrogate trial holds the GPU share of its model size itself
+    (so an autoscaler sees the same demand). Ray refuses an all-zero request: a token
+    1 MiB of memory."""
+    from ray.tune import PlacementGroupFactory
+
+    bundle: dict[str, float] = {"CPU": 0, "memory": 2**20}
+    cfg = trial_config(TrialConfig.from_dict(base), config, SpaceSpec.from_dict(spec))
+    if surrogate and cfg.use_gpu:
+        bundle["GPU"] = get_model_size(cfg.model_size).gpu_per_worker
+    return PlacementGroupFactory([bundle])
 
 
 #: errors a retry would meet again: bad numbers, bad data, bad config, bugs

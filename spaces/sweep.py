@@ -11,6 +11,9 @@ from spaces.space import SpaceSpec
 
 MODES: tuple[str, ...] = ("scalar", "multi")
 SAMPLERS: tuple[str, ...] = ("tpe", "random")
+#: what a trial runs: the model (Ray Train, the real thing) or the surrogate (no model,
+#: a known function of the same config; for benchmarks and tests of the machinery at scale)
+TRAINABLES: tuple[str, ...] = ("model", "surrogate")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,10 @@ class SweepConfig:
     #: retry continues from the trial's last checkpoint. NaN losses and bad data fail at once.
     max_failures: int = 2
     space: SpaceSpec = field(default_factory=SpaceSpec)
+    trainable: str = "model"
+    #: surrogate trials: seconds each trial lasts, spread over ``surrogate_reports`` reports
+    surrogate_seconds: float = 1.0
+    surrogate_reports: int = 4
 
     def __post_init__(self) -> None:
         problems = list(_problems(self))
@@ -52,7 +59,7 @@ class SweepConfig:
         if "space" in kwargs:
             kwargs["space"] = SpaceSpec.from_dict(kwargs["space"] or {})
         for key in ("trials", "concurrency", "seed", "startup_trials", "asha_grace",
-                    "max_failures"):
+                    "max_failures", "surrogate_reports"):
             if key in kwargs and (isinstance(kwargs[key], bool) or not isinstance(kwargs[key], int)):
                 problems.append(f"search.{key}={kwargs[key]!r}: expected an integer")
         if problems:
@@ -82,6 +89,13 @@ def _problems(s: SweepConfig) -> Iterable[str]:
         yield f"startup_trials={s.startup_trials}: expected 0 or more"
     if s.max_failures < 0:
         yield f"max_failures={s.max_failures}: expected 0 (no retries) or more"
+    if s.trainable not in TRAINABLES:
+        yield f"trainable={s.trainable!r} is unknown; choose one of: {', '.join(TRAINABLES)}"
+    if not (isinstance(s.surrogate_seconds, (int, float)) and math.isfinite(s.surrogate_seconds)
+            and s.surrogate_seconds >= 0):
+        yield f"surrogate_seconds={s.surrogate_seconds!r}: expected a number of seconds >= 0"
+    if s.surrogate_reports < 1:
+        yield f"surrogate_reports={s.surrogate_reports}: expected at least 1 report per trial"
     if s.asha_grace < 0:
         yield f"asha_grace={s.asha_grace}: expected 0 (off) or a positive step count"
     if not (isinstance(s.asha_reduction, (int, float)) and math.isfinite(s.asha_reduction)

@@ -236,8 +236,8 @@ register(TaskSpec(
     labels=("O", "NEG", "NEU", "POS"),
     label_encoding="name",
     metric="token_accuracy",
-    description="English word polarity tagging (one tag per word); teaches the lexicon token "
-                "by token (helps)",
+    description="English word polarity tagging (one tag per word); the lexicon token by "
+                "token, which the sentence-level target does not pick up (does not help)",
 ))
 register(TaskSpec(
     name="demo-sentiment", role="target", format="classification",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import ray.train
@@ -11,6 +12,11 @@ from spaces.config import TrialConfig
 from spaces.models import get_model_size
 from trainables.loop import train_loop_per_worker
 from trainables.storage import run_filesystem
+
+#: "1": a trial's workers select nodes labelled with their model size (cluster.yaml's node
+#: types carry ``xstilts/model-size``); off by default, local nodes have no labels
+NODE_LABELS_ENV = "XSTILTS_NODE_LABELS"
+NODE_LABEL = "xstilts/model-size"
 
 
 def make_trainer(config: TrialConfig, *, storage_path: str, name: str,
@@ -34,7 +40,9 @@ def make_trainer(config: TrialConfig, *, storage_path: str, name: str,
                            "resume_from": resume_from.path if resume_from else None},
         scaling_config=ray.train.ScalingConfig(
             num_workers=config.num_workers, use_gpu=config.use_gpu,
-            resources_per_worker=resources),
+            resources_per_worker=resources,
+            label_selector={NODE_LABEL: size.name}
+            if os.environ.get(NODE_LABELS_ENV) == "1" else None),
         run_config=ray.train.RunConfig(
             name=name, storage_path=path, storage_filesystem=fs, callbacks=list(callbacks),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=keep_checkpoints),
