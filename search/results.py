@@ -11,35 +11,34 @@ Layout under ``STORAGE/NAME/results/``:
 - ``languages.parquet``: long — ``trial_id``, ``task``, ``language``,
   ``metric``, ``value``;
 - ``history.parquet``: every report Tune saw — ``trial_id``, ``target_step``,
-  ``objective``, ``zs_accuracy``, ``zs_ece``, ``time_seconds``.
-
-Every file carries ``xstilts.schema`` in its metadata and is written to a
-temporary name and moved into place, so a reader never sees half a file.
+  ``objective``, ``zs_accuracy``, ``zs_ece``, ``time_seconds``;
+- ``parts/``: rows recorded since a table was last compacted (``search.tables``
+  keeps the files: base + parts, compaction, reads without torn files).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
-import uuid
 from importlib import metadata as importlib_metadata
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 from ray import tune
 
+from search.tables import (  # noqa: F401 - search.results is the results API
+    KEYS, MAX_PARTS, SCHEMA_KEY, SCHEMA_VERSION, SEQ_KEY, TABLES, PartStore, ResultsError, TableFiles,
+    _table, exists, filesystem, list_parts, parts_dir, read_table, read_text, results_dir,
+    table_path, write_atomic, write_part, write_table)
 from spaces.config import TrialConfig
 from spaces.space import SpaceSpec, trial_config
 from spaces.tasks import get_task
 
 log = logging.getLogger("xstilts.results")
 
-SCHEMA_VERSION = 1
-SCHEMA_KEY = b"xstilts.schema"
-TABLES = ("trials", "languages", "history")
 CORE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("sweep", pa.string()), ("trial_id", pa.string()), ("config_hash", pa.string()),
     ("status", pa.string()), ("error", pa.string()), ("duplicate_of", pa.string()),
@@ -52,99 +51,6 @@ LANGUAGE_COLUMNS = (("trial_id", pa.string()), ("task", pa.string()), ("language
 HISTORY_COLUMNS = (("trial_id", pa.string()), ("target_step", pa.int64()),
                    ("objective", pa.float64()), ("zs_accuracy", pa.float64()),
                    ("zs_ece", pa.float64()), ("time_seconds", pa.float64()))
-
-
-class ResultsError(ValueError):
-    """A results file that cannot be read; the message says which and what to do."""
-
-
-# -- paths and files ---------------------------------------------------------------------
-def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and the path inside it, for a local path or a URI."""
-    if "://" in path:
-        return pafs.FileSystem.from_uri(path)
-    return pafs.LocalFileSystem(), path
-
-
-def exists(path: str) -> bool:
-    """Whether a file or folder exists at a local path or URI."""
-    fs, local = filesystem(path)
-    return fs.get_file_info(local).type != pafs.FileType.NotFound
-
-
-def results_dir(sweep_path: str) -> str:
-    return f"{sweep_path.rstrip('/')}/results"
-
-
-def table_path(sweep_path: str, table: str) -> str:
-    return f"{results_dir(sweep_path)}/{table}.parquet"
-
-
-def _write_then_move(path: str, write) -> None:
-    """``write(fs, tmp)`` a temporary file in ``path``'s folder, then move it over ``path``:
-    readers see the old file or the new one, never half of one."""
-    fs, final = filesystem(path)
-    fs.create_dir(final.rsplit("/", 1)[0], recursive=True)
-    tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
-    write(fs, tmp)
-    fs.move(tmp, final)
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Write a small file (manifest, marker, lock) atomically."""
-    def write(fs, tmp: str) -> None:
-        with fs.open_output_stream(tmp) as f:
-            f.write(data)
-
-    _write_then_move(path, write)
-
-
-def read_text(path: str) -> str | None:
-    """A small file's text, or None where it does not exist."""
-    if not exists(path):
-        return None
-    fs, p = filesystem(path)
-    with fs.open_input_stream(p) as f:
-        return f.read().decode()
-
-
-def write_table(table: pa.Table, sweep_path: str, name: str) -> None:
-    """Write a results table atomically, with the schema version in its metadata."""
-    meta = {**(table.schema.metadata or {}), SCHEMA_KEY: str(SCHEMA_VERSION).encode(),
-            b"xstilts.table": name.encode()}
-    _write_then_move(table_path(sweep_path, name), lambda fs, tmp: pq.write_table(
-        table.replace_schema_metadata(meta), tmp, filesystem=fs))
-
-
-def read_table(sweep_path: str, name: str) -> pa.Table | None:
-    """A results table, or None if the sweep has not written it yet."""
-    if not exists(table_path(sweep_path, name)):
-        return None
-    fs, path = filesystem(table_path(sweep_path, name))
-    try:
-        # one open file: by path, pyarrow opens it again for the pages, and a writer's
-        # rename in between pairs the old footer with the new file (a torn read)
-        with fs.open_input_file(path) as f:
-            table = pq.read_table(f)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ResultsError(
-            f"{table_path(sweep_path, name)} is not a readable Parquet file ({exc}); move it "
-            "aside (the sweep's Tune state under the same folder is untouched) and resume") from None
-    version = int((table.schema.metadata or {}).get(SCHEMA_KEY, b"0"))
-    if version > SCHEMA_VERSION:
-        raise ResultsError(
-            f"{table_path(sweep_path, name)} was written with results schema {version}, newer "
-            f"than this xstilts reads ({SCHEMA_VERSION}); upgrade xstilts to read it")
-    return table
-
-
-def _table(rows: list[dict[str, Any]], core: Iterable[tuple[str, pa.DataType]]) -> pa.Table:
-    core = list(core)
-    names = [n for n, _ in core]
-    extra = sorted({k for r in rows for k in r} - set(names))
-    arrays = [pa.array([r.get(n) for r in rows], type=t) for n, t in core]
-    arrays += [pa.array([r.get(n) for r in rows]) for n in extra]
-    return pa.Table.from_arrays(arrays, names=names + extra)
 
 
 # -- configs as columns ---------------------------------------------------------------------
@@ -174,6 +80,7 @@ def config_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@functools.cache  # reading package metadata costs ~70 ms, and every trial's row has it
 def versions() -> str:
     names = ("xstilts", "ray", "optuna", "torch", "transformers", "datasets", "pyarrow")
     found = {}
@@ -188,6 +95,7 @@ def versions() -> str:
 # -- looking up a config or a trial -------------------------------------------------------
 METRIC_COLUMNS = {"score": "objective", "zs_accuracy": "zs_accuracy", "zs_ece": "zs_ece",
                   "zs_ece_ts": "zs_ece_ts", "target_step": "target_step"}
+_LOOKUP = ["trial_id", "config_hash", "status", "error", *METRIC_COLUMNS.values()]
 
 
 def reported_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -196,25 +104,25 @@ def reported_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
     return {**out, "finished": row["status"] == "finished", "trial_id": row["trial_id"]}
 
 
-def _rows(sweep_path: str) -> list[dict[str, Any]]:
-    table = read_table(sweep_path, "trials")
+def _rows(sweep_path: str, mask) -> list[dict[str, Any]]:
+    table = read_table(sweep_path, "trials", columns=_LOOKUP)
     if table is None:
         return []
-    return table.select(["trial_id", "config_hash", "status", "error",
-                         *METRIC_COLUMNS.values()]).to_pylist()
+    table = table.select(_LOOKUP)
+    return table.filter(mask(table)).to_pylist()
 
 
 def finished_metrics(sweep_path: str, config_hash: str) -> dict[str, Any] | None:
     """The reported metrics of a finished trial with this config hash, if any."""
-    for row in _rows(sweep_path):
-        if row["config_hash"] == config_hash and row["status"] == "finished":
-            return reported_metrics(row)
-    return None
+    rows = _rows(sweep_path, lambda t: pc.and_(pc.equal(t["config_hash"], config_hash),
+                                               pc.equal(t["status"], "finished")))
+    return reported_metrics(rows[0]) if rows else None
 
 
 def recorded_trial(sweep_path: str, trial_id: str) -> dict[str, Any] | None:
     """The ``trials`` row of this trial, if the sweep recorded it already."""
-    return next((r for r in _rows(sweep_path) if r["trial_id"] == trial_id), None)
+    rows = _rows(sweep_path, lambda t: pc.equal(t["trial_id"], trial_id))
+    return rows[0] if rows else None
 
 
 FAILURE_FILE = "xstilts-failed.txt"
@@ -231,37 +139,46 @@ def read_failure(run_dir: str) -> str | None:
 
 # -- the writer -------------------------------------------------------------------------------
 class ResultsWriter(tune.Callback):
-    """Tune callback that records each trial as it ends, rewriting the tables atomically."""
+    """Tune callback that records each trial as it ends: its rows, as parts.
 
-    def __init__(self, sweep_path: str, *, sweep: str, base: TrialConfig, spec: SpaceSpec):
+    The parts are written before the callback returns, so before Tune's next experiment
+    snapshot can call the trial ended: a row held back to batch writes could be lost to a
+    kill -9 while Tune's state says the trial is done, and a resumed sweep would never
+    replay it. Writing is O(rows of the trial), not O(rows of the sweep).
+    """
+
+    def __init__(self, sweep_path: str, *, sweep: str, base: TrialConfig, spec: SpaceSpec,
+                 max_parts: int = MAX_PARTS):
         self.sweep_path, self.sweep, self.base, self.spec = sweep_path, sweep, base, spec
+        self.max_parts = max_parts
         self._reset()
 
     def _reset(self) -> None:
         self.rows: dict[str, dict[str, Any]] = {}
-        self.languages: list[dict[str, Any]] = []
-        self.history: list[dict[str, Any]] = []
+        self.history_keys: set[tuple[str, Any]] = set()
         self.pending: dict[str, list[dict[str, Any]]] = {}
+        self.store: PartStore | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # pickled into Tune's experiment state: the tables are on storage, not in the pickle
-        return {k: self.__dict__[k] for k in ("sweep_path", "sweep", "base", "spec")}
+        return {k: self.__dict__[k] for k in ("sweep_path", "sweep", "base", "spec", "max_parts")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"max_parts": MAX_PARTS, **state})
         self._reset()
 
     def setup(self, **info) -> None:
-        """Start from what the tables hold: a resumed sweep keeps every recorded trial."""
+        """Start from what storage holds: a resumed sweep keeps every recorded trial. The
+        parts an earlier driver left are folded into the tables first."""
         self._reset()
-        for name in TABLES:
-            table = read_table(self.sweep_path, name)
-            if table is None:
-                continue
-            if name == "trials":
-                self.rows = {r["trial_id"]: r for r in table.to_pylist()}
-            else:
-                getattr(self, name).extend(table.to_pylist())
+        self.store = PartStore(self.sweep_path, max_parts=self.max_parts)
+        self.store.fold_all()
+        trials = read_table(self.sweep_path, "trials")
+        if trials is not None:
+            self.rows = {r["trial_id"]: r for r in trials.to_pylist()}
+        history = read_table(self.sweep_path, "history", columns=KEYS["history"])
+        if history is not None:
+            self.history_keys = set(zip(*(history[k].to_pylist() for k in KEYS["history"])))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "score" not in result:
@@ -276,6 +193,16 @@ class ResultsWriter(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._record(trial, error=_error_text(trial))
+
+    def on_experiment_end(self, trials, **info):
+        """Fold every part into the tables: a finished sweep's three files are complete."""
+        if self.store is None:
+            return
+        self.store.fold_all()
+        empty = {"languages": LANGUAGE_COLUMNS, "history": HISTORY_COLUMNS}
+        for name, columns in empty.items():
+            if self.rows and not exists(table_path(self.sweep_path, name)):
+                write_table(_table([], columns), self.sweep_path, name)
 
     def _record(self, trial, error: str | None) -> None:
         result = dict(trial.last_result or {})
@@ -303,20 +230,23 @@ class ResultsWriter(tune.Callback):
             "versions": versions(), **config_columns(config),
         }
         self.rows[trial.trial_id] = row
-        self.languages = [r for r in self.languages if r["trial_id"] != trial.trial_id]
         langs = set(get_task(config.target).languages)
-        self.languages.extend(
+        languages = [
             {"trial_id": trial.trial_id, "task": config.target, "language": k.split("/")[0],
              "metric": k.split("/")[1], "value": float(v)}
             for k, v in result.items()
-            if k.split("/")[0] in langs and k.count("/") == 1 and isinstance(v, (int, float)))
-        seen = {(h["trial_id"], h["target_step"]) for h in self.history}
-        self.history.extend(h for h in self.pending.pop(trial.trial_id, [])
-                            if (h["trial_id"], h["target_step"]) not in seen)
-        # history and languages first: a row in trials.parquet promises its details exist
-        write_table(_table(self.history, HISTORY_COLUMNS), self.sweep_path, "history")
-        write_table(_table(self.languages, LANGUAGE_COLUMNS), self.sweep_path, "languages")
-        write_table(_table(list(self.rows.values()), CORE_COLUMNS), self.sweep_path, "trials")
+            if k.split("/")[0] in langs and k.count("/") == 1 and isinstance(v, (int, float))]
+        history = []
+        for h in self.pending.pop(trial.trial_id, []):
+            if (h["trial_id"], h["target_step"]) not in self.history_keys:
+                self.history_keys.add((h["trial_id"], h["target_step"]))
+                history.append(h)
+        if self.store is None:
+            self.store = PartStore(self.sweep_path, max_parts=self.max_parts)
+        # history and languages first: a row in trials promises its details exist
+        self.store.append({"history": _table(history, HISTORY_COLUMNS),
+                           "languages": _table(languages, LANGUAGE_COLUMNS),
+                           "trials": _table([row], CORE_COLUMNS)})
         score = f"{row['objective']:.4f}" if row["objective"] is not None else "-"
         log.info("trial %s %s: score %s, tasks %s", trial.trial_id, status, score,
                  "+".join(config.intermediate_tasks))

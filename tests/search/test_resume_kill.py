@@ -95,11 +95,10 @@ def _readable(sweep: Path) -> int:
     return _count(sweep)
 
 
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime_ns
-    except FileNotFoundError:
-        return 0
+def _newest_part(sweep: Path, table: str) -> int:
+    """The highest sequence number of a table's parts (0: none yet)."""
+    return max((int(p.name.split("-")[1]) for p in (sweep / "results" / "parts").glob(
+        f"{table}-*.parquet")), default=0)
 
 
 def test_kill_nine_at_five_moments_then_resume_loses_and_repeats_nothing(tmp_path, no_ray_here):
@@ -133,11 +132,12 @@ def test_kill_nine_at_five_moments_then_resume_loses_and_repeats_nothing(tmp_pat
     d = Driver(resume, log, env)
     note("mid-training", d.kill_when(mid_target_phase, poll=0.02))
 
-    # 3. while writing results: history.parquet was just replaced, trials.parquet is next
-    history = sweep / "results" / "history.parquet"
-    before = _mtime(history)
+    # 3. while writing results: a trial's history part was just written, its trials part
+    #    is next
+    before = _newest_part(sweep, "history")
     d = Driver(resume, log, env)
-    note("writing results", d.kill_when(lambda: _mtime(history) != before, poll=0.002))
+    note("writing results", d.kill_when(lambda: _newest_part(sweep, "history") > before,
+                                        poll=0.002))
 
     # 4. right after a trial is recorded, before Tune's next snapshot can include it
     recorded = _count(sweep)

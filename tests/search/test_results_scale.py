@@ -1,0 +1,337 @@
+"""Results at scale: parts written per trial and compacted, readers that never see a torn or
+doubled table while a writer appends and compacts, best/Pareto on the narrow fast path."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import search.tables as tables
+from search.query import Sweep, best, load_sweep, pareto
+from search.results import (CORE_COLUMNS, HISTORY_COLUMNS, SCHEMA_KEY, SEQ_KEY, PartStore,
+                            ResultsError, ResultsWriter, TableFiles, _table, list_parts,
+                            read_table, table_path, write_part, write_table)
+from spaces.config import TrialConfig
+from spaces.space import SpaceSpec
+
+SPACE = SpaceSpec(tasks=("demo-polarity", "demo-topic"), learning_rate=(1e-3, 4e-3))
+
+
+def _trial(i: int, *, score: float | None = None, finished: bool = True):
+    score = 0.01 * (i % 37) if score is None else score
+    result = {"score": score, "zs_accuracy": 0.5 + score / 2, "zs_ece": 0.1, "target_step": 6,
+              "finished": finished, "time_total_s": 1.0, "de/accuracy": 0.6, "fr/accuracy": 0.5,
+              "sw/ece": 0.2}
+    return SimpleNamespace(trial_id=f"t{i:04d}", config={"learning_rate": 1e-3 + 1e-6 * i},
+                           last_result=result, get_error=lambda: RuntimeError("boom"),
+                           error_file=None)
+
+
+def _end(writer: ResultsWriter, trial, steps=(2, 4, 6)) -> None:
+    for s in steps:
+        writer.on_trial_result(0, [], trial, {**trial.last_result, "target_step": s})
+    writer.on_trial_complete(0, [], trial)
+
+
+def _writer(path: str, max_parts: int) -> ResultsWriter:
+    writer = ResultsWriter(path, sweep="s", base=TrialConfig(), spec=SPACE, max_parts=max_parts)
+    writer.setup()
+    return writer
+
+
+def _ids(path: str) -> list[str]:
+    return read_table(path, "trials", columns=["trial_id"])["trial_id"].to_pylist()
+
+
+def test_writer_appends_parts_per_trial_and_compacts_them(tmp_path):
+    path = str(tmp_path / "sweep")
+    writer = _writer(path, max_parts=4)
+    base_writes, inodes = 0, set()
+    for i in range(60):
+        _end(writer, _trial(i))
+        for name in ("trials", "languages", "history"):
+            assert len(list_parts(path, name)) <= 4
+        ids = _ids(path)
+        assert sorted(ids) == [f"t{j:04d}" for j in range(i + 1)]
+        try:
+            inodes.add(os.stat(table_path(path, "trials")).st_ino)
+        except FileNotFoundError:
+            pass
+    base_writes = len(inodes)
+    # compaction merges parts among themselves and folds them into the base rarely
+    assert 1 <= base_writes <= 12, base_writes
+    assert read_table(path, "history").num_rows == 60 * 3
+    assert read_table(path, "languages").num_rows == 60 * 3
+    # a trial recorded again (an errored trial that later finished): its newest row wins
+    writer.on_trial_error(0, [], _trial(61, finished=False))
+    rows = read_table(path, "trials").to_pandas().set_index("trial_id")
+    assert rows.loc["t0061", "status"] == "error"
+    _end(writer, _trial(61, score=0.99), steps=(6,))
+    df = read_table(path, "trials").to_pandas()
+    assert df["trial_id"].is_unique and len(df) == 61
+    assert df.set_index("trial_id").loc["t0061", "objective"] == 0.99
+    # a replay of a recorded trial writes nothing
+    parts = {n: list_parts(path, n) for n in ("trials", "history", "languages")}
+    replay = _trial(3)
+    replay.last_result = {**replay.last_result, "replayed": True}
+    writer.on_trial_complete(0, [], replay)
+    assert {n: list_parts(path, n) for n in parts} == parts
+    # the sweep's end folds every part: the base files alone are the whole tables
+    writer.on_experiment_end([])
+    for name in ("trials", "languages", "history"):
+        assert list_parts(path, name) == []
+        assert pq.read_table(table_path(path, name)).num_rows == read_table(path, name).num_rows
+
+
+def test_resumed_writer_keeps_rows_and_continues_the_sequence(tmp_path):
+    path = str(tmp_path / "sweep")
+    writer = _writer(path, max_parts=8)
+    for i in range(5):
+        _end(writer, _trial(i))
+    last = max(seq for name in ("trials", "history") for seq, _ in list_parts(path, name))
+    # a kill -9 mid-write leaves a temporary file, never a part
+    Path(list_parts(path, "trials")[0][1] + ".tmp-deadbeef").write_bytes(b"half a part")
+
+    again = _writer(path, max_parts=8)  # as a resumed driver: folds what it finds first
+    assert set(again.rows) == {f"t{i:04d}" for i in range(5)}
+    assert ("t0002", 4) in again.history_keys
+    assert not any(".tmp-" in p.name for p in (tmp_path / "sweep" / "results").rglob("*"))
+    assert int(pq.read_schema(table_path(path, "trials")).metadata[SEQ_KEY]) >= last
+    _end(again, _trial(5))
+    new = [seq for seq, _ in list_parts(path, "trials")]
+    assert new and min(new) > last
+    assert sorted(_ids(path)) == [f"t{i:04d}" for i in range(6)]
+    # and on once more from a third writer, which finds only parts (no fold ran)
+    assert PartStore(path).next_seq > max(new)
+
+
+def _rows(n: int, start: int = 0, *, tag: str = "a") -> list[dict]:
+    return [{"sweep": "s", "trial_id": f"t{i:05d}", "config_hash": f"h{i:05d}",
+             "status": "finished", "objective": float(i), "zs_accuracy": 0.5, "zs_ece": 0.1,
+             "config/tag": tag} for i in range(start, start + n)]
+
+
+def test_compaction_stopped_before_deleting_parts_reads_no_duplicates(tmp_path):
+    path = str(tmp_path / "sweep")
+    store = PartStore(path, max_parts=100)
+    for i in range(6):
+        store.append({"trials": _table(_rows(3, 2 * i, tag=f"p{i}"), CORE_COLUMNS)})
+    expected = read_table(path, "trials").to_pandas()
+    assert expected["trial_id"].is_unique and len(expected) == 13  # parts overlap by one row
+    assert expected.set_index("trial_id").loc["t00002", "config/tag"] == "p1"  # newer part won
+    last = list_parts(path, "trials")[-1][0]
+
+    # moved into place, killed before deleting: the parts are still there
+    write_table(read_table(path, "trials"), path, "trials", seq=last)
+    assert len(list_parts(path, "trials")) == 6
+    pd.testing.assert_frame_equal(read_table(path, "trials").to_pandas(), expected)
+    # an older base (no seq: written before parts existed) under the same parts: parts win
+    write_table(_table(_rows(13, tag="old"), CORE_COLUMNS), path, "trials")
+    df = read_table(path, "trials").to_pandas()
+    assert df["trial_id"].is_unique and len(df) == 13
+    assert set(df["config/tag"]) == {f"p{i}" for i in range(6)}
+
+    # the next writer folds them and removes the leftovers
+    PartStore(path).fold_all()
+    assert list_parts(path, "trials") == []
+    assert sorted(_ids(path)) == sorted(expected["trial_id"])
+
+
+def test_part_compacted_between_listing_and_reading_is_read_from_the_new_base(tmp_path,
+                                                                              monkeypatch):
+    path = str(tmp_path / "sweep")
+    store = PartStore(path, max_parts=100)
+    store.append({"trials": _table(_rows(10), CORE_COLUMNS)})
+    store.compact("trials", fold=True)
+    for i in range(3):
+        store.append({"trials": _table(_rows(2, 10 + 2 * i), CORE_COLUMNS)})
+    want = sorted(f"t{i:05d}" for i in range(16))
+    real_list, real_open = tables._list_parts, TableFiles._open_file
+    calls = {"list": 0}
+
+    def list_then_compact(fs, folder, name):  # the compaction runs right after the listing
+        listed = real_list(fs, folder, name)
+        calls["list"] += 1
+        if calls["list"] == 1:
+            store.compact("trials", fold=True)
+        return listed
+
+    monkeypatch.setattr(tables, "_list_parts", list_then_compact)
+    assert sorted(_ids(path)) == want  # the listed parts are in the base it then opened
+    assert calls["list"] == 2  # the reader's listing and the compaction's: no second try
+
+    listings = []
+    monkeypatch.setattr(tables, "_list_parts", lambda *a: listings.append(a) or real_list(*a))
+    for i in range(2):
+        store.append({"trials": _table(_rows(2, 16 + 2 * i), CORE_COLUMNS)})
+    opened = {"n": 0}
+
+    def open_then_compact(self, p, *, whole):  # ... or after the old base was opened
+        if whole and opened["n"] == 0:
+            opened["n"] += 1
+            store.compact("trials", fold=True)
+        return real_open(self, p, whole=whole)
+
+    monkeypatch.setattr(TableFiles, "_open_file", open_then_compact)
+    listings.clear()
+    assert sorted(_ids(path)) == sorted(f"t{i:05d}" for i in range(20))
+    assert opened["n"] == 1
+    assert len(listings) == 3  # the reader's two tries and the compaction's
+
+
+def test_newer_or_torn_part_fails_clearly(tmp_path):
+    path = str(tmp_path / "sweep")
+    write_table(_table(_rows(2), CORE_COLUMNS), path, "trials")
+    part = write_part(_table(_rows(1, 5), CORE_COLUMNS), path, "trials", seq=7)
+    t = pq.read_table(part)
+    pq.write_table(t.replace_schema_metadata({**t.schema.metadata, SCHEMA_KEY: b"99"}), part)
+    with pytest.raises(ResultsError, match="schema 99, newer"):
+        read_table(path, "trials")
+    with pytest.raises(ResultsError, match="schema 99, newer"):
+        best(path)
+    Path(part).write_bytes(b"PAR1 torn")
+    with pytest.raises(ResultsError, match="not a readable Parquet file"):
+        load_sweep(path)
+
+
+def test_readers_never_see_a_torn_or_doubled_table_while_a_writer_compacts(tmp_path):
+    path = str(tmp_path / "sweep")
+    store = PartStore(path, max_parts=3)
+    store.append({"trials": _table(_rows(200), CORE_COLUMNS)})
+    stop, errors, reads = threading.Event(), [], {"n": 0, "best": 0}
+
+    def write() -> None:
+        rng, n = random.Random(0), 200
+        try:
+            while not stop.is_set():
+                fresh = _rows(3, n, tag="new")
+                again = [{**r, "objective": rng.random()} for r in _rows(2, rng.randrange(n))]
+                hist = [{"trial_id": r["trial_id"], "target_step": 1} for r in fresh]
+                store.append({"history": _table(hist, HISTORY_COLUMNS),
+                              "trials": _table(fresh + again, CORE_COLUMNS)})
+                n += 3
+                if rng.random() < 0.1:
+                    store.compact("trials", fold=True)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(("writer", repr(exc)))
+
+    def read() -> None:
+        seen = 0
+        try:
+            while not stop.is_set():
+                ids = _ids(path)
+                assert len(ids) == len(set(ids)), "a trial twice"
+                assert len(ids) >= seen, f"rows went from {seen} to {len(ids)}"
+                seen = len(ids)
+                top = best(path, k=5)
+                front = pareto(path)
+                assert len(top) == 5 and top["trial_id"].is_unique
+                assert (top["status"] == "finished").all() and front["trial_id"].is_unique
+                reads["n"] += 1
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(("reader", repr(exc)))
+
+    threads = [threading.Thread(target=write), threading.Thread(target=read)]
+    for t in threads:
+        t.start()
+    time.sleep(3.0)
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    assert reads["n"] >= 3
+    assert len(_ids(path)) > 200
+
+
+# -- best and Pareto against the pandas implementations they replace -----------------------
+def _best_reference(df, k, metric="objective"):
+    df = df[df["status"] == "finished"].dropna(subset=[metric])
+    return df.sort_values([metric, "config_hash"], ascending=[False, True],
+                          kind="mergesort").head(k).reset_index(drop=True)
+
+
+def _pareto_reference(df, maximize="zs_accuracy", minimize="zs_ece"):
+    df = df[df["status"] == "finished"].dropna(subset=[maximize, minimize])
+    df = df.sort_values([maximize, minimize, "config_hash"], ascending=[False, True, True],
+                        kind="mergesort")
+    keep, best_min, last = [], float("inf"), None
+    for idx, hi, lo in zip(df.index, df[maximize], df[minimize]):
+        if lo < best_min or (last is not None and (hi, lo) == last):
+            keep.append(idx)
+            last = (hi, lo)
+            best_min = min(best_min, lo)
+    return df.loc[keep].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def ranked_sweep(tmp_path_factory):
+    """3,000 trials with ties, NaN and nulls, as a base, parts that rewrite some of its rows,
+    and a stale part a stopped compaction left."""
+    rng = np.random.default_rng(7)
+    n = 3000
+    rows = [{"sweep": "s", "trial_id": f"t{i:05d}", "config_hash": f"h{rng.integers(0, 400):04d}",
+             "status": rng.choice(["finished", "finished", "finished", "stopped", "error"]),
+             "objective": None if rng.random() < 0.03 else
+             (float("nan") if rng.random() < 0.03 else round(float(rng.random()), 2)),
+             "zs_accuracy": float("nan") if rng.random() < 0.03 else round(float(rng.random()), 1),
+             "zs_ece": None if rng.random() < 0.03 else round(float(rng.random()), 1),
+             "config/model_size": rng.choice(["tiny", "base"]), "config/seed": int(i % 3),
+             "config/intermediate_tasks": ["demo-polarity"]} for i in range(n)]
+    path = str(tmp_path_factory.mktemp("ranked") / "sweep")
+    write_table(_table(rows[:2400], CORE_COLUMNS), path, "trials", seq=3)
+    write_part(_table(rows[:10], CORE_COLUMNS), path, "trials", seq=2)  # stale: in the base
+    for j, lo in enumerate(range(2400, n, 150)):
+        changed = [{**r, "objective": 0.99, "status": "finished"} for r in rows[j * 7:j * 7 + 3]]
+        write_part(_table(rows[lo:lo + 150] + changed, CORE_COLUMNS), path, "trials", seq=4 + j)
+    return path
+
+
+def test_best_and_pareto_match_the_pandas_reference(ranked_sweep):
+    full = read_table(ranked_sweep, "trials").to_pandas()
+    assert full["trial_id"].is_unique and len(full) == 3000
+    loaded = Sweep(ranked_sweep, trials=full)  # the in-memory path, same ranking code
+    for k in (1, 3, 10, 200, 5000):
+        ref = _best_reference(full, k)
+        pd.testing.assert_frame_equal(best(ranked_sweep, k=k), ref)
+        pd.testing.assert_frame_equal(best(loaded, k=k), ref)
+    ref = _best_reference(full, 7, metric="zs_accuracy")
+    pd.testing.assert_frame_equal(best(ranked_sweep, k=7, metric="zs_accuracy"), ref)
+    front = pareto(ranked_sweep)
+    ref = _pareto_reference(full)
+    pd.testing.assert_frame_equal(front, ref)
+    pd.testing.assert_frame_equal(pareto(loaded), ref)
+    assert len(front) >= 2 and front[["zs_accuracy", "zs_ece"]].duplicated().any()  # exact ties
+    # no finished trial outside the front dominates one on it
+    done = full[(full["status"] == "finished")].dropna(subset=["zs_accuracy", "zs_ece"])
+    acc, ece = done["zs_accuracy"], done["zs_ece"]
+    for _, r in front.iterrows():
+        better = (acc > r["zs_accuracy"]) | (ece < r["zs_ece"])
+        assert not ((acc >= r["zs_accuracy"]) & (ece <= r["zs_ece"]) & better).any()
+
+
+def test_where_filters_on_the_fast_path(ranked_sweep):
+    full = read_table(ranked_sweep, "trials").to_pandas()
+    for where in ({"config/model_size": "tiny"}, {"config/seed": 2},
+                  {"config/model_size": "base", "config/seed": 0}, {"config/seed": 2.0}):
+        mask = np.logical_and.reduce([full[c] == v for c, v in where.items()])
+        pd.testing.assert_frame_equal(best(ranked_sweep, k=5, where=where),
+                                      _best_reference(full[mask], 5))
+        pd.testing.assert_frame_equal(pareto(ranked_sweep, where=where),
+                                      _pareto_reference(full[mask]))
+    assert best(ranked_sweep, k=5, where={"config/model_size": "large"}).empty
+    assert best(ranked_sweep, k=5, where={"config/model_size": 3}).empty
+    by_function = best(ranked_sweep, k=4, where=lambda df: df["config/seed"] == 1)
+    pd.testing.assert_frame_equal(by_function, _best_reference(full[full["config/seed"] == 1], 4))
+    with pytest.raises(KeyError, match="cannot filter on 'config/nope'"):
+        best(ranked_sweep, where={"config/nope": 1})
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        pareto(ranked_sweep, maximize="nope")
