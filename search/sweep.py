@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import optuna
 import pyarrow.fs as pafs
 from ray import tune
+from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 
@@ -153,8 +154,8 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
     # Snapshot Tune's state (trials, searcher, scheduler) at least every second, so
     # it is never behind what the results record by more than a trial's start-up.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    # Tune's own per-trial JSON/CSV/TensorBoard logs repeat what the results tables hold,
-    # fsync on every report and leave files per trial (ray#23451): off
+    # Tune's CSV and TensorBoard logs repeat what the results tables hold and fsync on
+    # every report (ray#23451); only its JSON log stays, which its ResultGrid reads
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     sweep = plan.sweep
     trainable = _trainable(plan)
@@ -184,7 +185,8 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
                                         num_samples=sweep.trials,
                                         reuse_actors=sweep.trainable == "surrogate"),
             run_config=tune.RunConfig(
-                name=TUNE_DIR, storage_path=path, storage_filesystem=fs, callbacks=[writer],
+                name=TUNE_DIR, storage_path=path, storage_filesystem=fs,
+                callbacks=[writer, JsonLoggerCallback()],
                 verbose=int(os.environ.get("XSTILTS_TUNE_VERBOSE", "0")),
                 # transient faults (OOM, a lost node) retry from the trial's checkpoint
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),

@@ -101,15 +101,17 @@ def trial_resources(config: dict[str, Any], *, base: dict[str, Any], spec: dict[
                     surrogate: bool):
     """What a Tune trial holds. A model trial only drives its TorchTrainer, whose workers
     hold the CPUs/GPUs; a surrogate trial holds the GPU share of its model size itself
-    (so an autoscaler sees the same demand). Ray refuses an all-zero request: a token
-    1 MiB of memory."""
+    (so an autoscaler sees the same demand). Ray refuses an all-zero request: otherwise a
+    token 1 MiB of memory."""
     from ray.tune import PlacementGroupFactory
 
-    bundle: dict[str, float] = {"CPU": 0, "memory": 2**20}
     cfg = trial_config(TrialConfig.from_dict(base), config, SpaceSpec.from_dict(spec))
     if surrogate and cfg.use_gpu:
-        bundle["GPU"] = get_model_size(cfg.model_size).gpu_per_worker
-    return PlacementGroupFactory([bundle])
+        # no memory token here: an autoscaler launches only node types that list every
+        # resource a request names
+        share = get_model_size(cfg.model_size).gpu_per_worker
+        return PlacementGroupFactory([{"CPU": 0, "GPU": share}])
+    return PlacementGroupFactory([{"CPU": 0, "memory": 2**20}])
 
 
 #: errors a retry would meet again: bad numbers, bad data, bad config, bugs
