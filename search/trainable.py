@@ -38,7 +38,7 @@ def tune_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[str, 
                sweep_path: str) -> None:
     from trainables.trial import make_trainer
 
-    cfg = trial_config(TrialConfig.from_dict(base), params, SpaceSpec.from_dict(spec))
+    cfg = _config(params, base, spec)
     trial_id = ray.tune.get_context().get_trial_id()
     if _answered(sweep_path, trial_id, cfg):
         return
@@ -55,6 +55,11 @@ def tune_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[str, 
         if is_permanent(cause):
             results.write_failure(run_dir, cause)
         raise RuntimeError(cause) from None
+
+
+def _config(params: dict[str, Any], base: dict[str, Any], spec: dict[str, Any]) -> TrialConfig:
+    """The full trial config of Tune's suggestion ``params``."""
+    return trial_config(TrialConfig.from_dict(base), params, SpaceSpec.from_dict(spec))
 
 
 def _answered(sweep_path: str, trial_id: str, cfg: TrialConfig) -> bool:
@@ -81,7 +86,7 @@ def surrogate_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[
     ``step``, ``2·step``, … like a training run whose score climbs to its final value."""
     from trainables.surrogate import surrogate_metrics
 
-    cfg = trial_config(TrialConfig.from_dict(base), params, SpaceSpec.from_dict(spec))
+    cfg = _config(params, base, spec)
     if _answered(sweep_path, ray.tune.get_context().get_trial_id(), cfg):
         return
     final = surrogate_metrics(cfg)
@@ -105,7 +110,7 @@ def trial_resources(config: dict[str, Any], *, base: dict[str, Any], spec: dict[
     token 1 MiB of memory."""
     from ray.tune import PlacementGroupFactory
 
-    cfg = trial_config(TrialConfig.from_dict(base), config, SpaceSpec.from_dict(spec))
+    cfg = _config(config, base, spec)
     if surrogate and cfg.use_gpu:
         # no memory token here: an autoscaler launches only node types that list every
         # resource a request names
