@@ -104,25 +104,19 @@ def reported_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
     return {**out, "finished": row["status"] == "finished", "trial_id": row["trial_id"]}
 
 
-def _rows(sweep_path: str, mask) -> list[dict[str, Any]]:
+def lookup(sweep_path: str, trial_id: str, config_hash: str
+           ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """What the sweep already holds for a trial about to run, from one read of ``trials``:
+    the trial's own row, if recorded, and the reported metrics of a finished trial with the
+    same config hash, if any."""
     table = read_table(sweep_path, "trials", columns=_LOOKUP)
     if table is None:
-        return []
+        return None, None
     table = table.select(_LOOKUP)
-    return table.filter(mask(table)).to_pylist()
-
-
-def finished_metrics(sweep_path: str, config_hash: str) -> dict[str, Any] | None:
-    """The reported metrics of a finished trial with this config hash, if any."""
-    rows = _rows(sweep_path, lambda t: pc.and_(pc.equal(t["config_hash"], config_hash),
-                                               pc.equal(t["status"], "finished")))
-    return reported_metrics(rows[0]) if rows else None
-
-
-def recorded_trial(sweep_path: str, trial_id: str) -> dict[str, Any] | None:
-    """The ``trials`` row of this trial, if the sweep recorded it already."""
-    rows = _rows(sweep_path, lambda t: pc.equal(t["trial_id"], trial_id))
-    return rows[0] if rows else None
+    own = table.filter(pc.equal(table["trial_id"], trial_id)).to_pylist()
+    same = table.filter(pc.and_(pc.equal(table["config_hash"], config_hash),
+                                pc.equal(table["status"], "finished"))).to_pylist()
+    return (own[0] if own else None), (reported_metrics(same[0]) if same else None)
 
 
 FAILURE_FILE = "xstilts-failed.txt"

@@ -16,7 +16,9 @@ temporary name and moved into place, so a reader never sees half a file.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
+from collections import OrderedDict
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -151,6 +153,52 @@ def _list_parts(fs: pafs.FileSystem, folder: str, name: str) -> list[tuple[int, 
     return sorted(found)
 
 
+class _Part:
+    """A part file held in memory, each column set decoded once.
+
+    A part never changes once written (compaction writes new files under new names), so
+    a process that reads a table again and again (a surrogate trial looking up its sweep,
+    a query polling a running one) keeps the parts it has read: ``_PARTS``."""
+
+    def __init__(self, data: bytes):
+        self.file = pq.ParquetFile(pa.BufferReader(data))
+        self.schema_arrow = self.file.schema_arrow
+        self.metadata = self.file.metadata
+        self.num_row_groups = self.file.num_row_groups
+        self.nbytes = len(data)
+        self._reads: dict[tuple[str, ...] | None, pa.Table] = {}
+        self._lock = threading.Lock()  # shared by the process's threads; a ParquetFile is not
+
+    def read(self, columns: Sequence[str] | None = None) -> pa.Table:
+        key = None if columns is None else tuple(columns)
+        with self._lock:
+            if key not in self._reads:
+                self._reads[key] = self.file.read(columns=columns)
+            return self._reads[key]
+
+    def read_row_groups(self, groups: list[int]) -> pa.Table:
+        with self._lock:
+            return self.file.read_row_groups(groups)
+
+
+#: parts read by this process, oldest first; at most PART_CACHE_BYTES of files
+_PARTS: OrderedDict[str, _Part] = OrderedDict()
+PART_CACHE_BYTES = 64 * 2**20
+
+
+_PARTS_LOCK = threading.Lock()
+
+
+def _remember(path: str, part: _Part) -> None:
+    if part.nbytes > PART_CACHE_BYTES // 16:
+        return  # a large merged part: read when needed, not held
+    with _PARTS_LOCK:
+        _PARTS[path] = part
+        total = sum(p.nbytes for p in _PARTS.values())
+        while total > PART_CACHE_BYTES:
+            total -= _PARTS.popitem(last=False)[1].nbytes
+
+
 class TableFiles:
     """One table's files at one moment, each opened once: the base and the parts after it.
 
@@ -183,7 +231,7 @@ class TableFiles:
         base = self._open_file(f"{self.root}/{self.name}.parquet", whole=False)
         self.has_base = base is not None
         self.base_seq = _seq(base.schema_arrow) if base else 0
-        self.files: list[pq.ParquetFile] = [base] if base else []
+        self.files: list[Any] = [base] if base else []  # the base (ParquetFile), then _Parts
         self.paths = [table_path(self.sweep_path, self.name)] if base else []
         self.parts: list[tuple[int, str]] = []
         self.stale = [path for seq, path in listed if seq <= self.base_seq]  # in the base
@@ -198,7 +246,10 @@ class TableFiles:
             self.parts.append((seq, path))
         return True
 
-    def _open_file(self, path: str, *, whole: bool) -> pq.ParquetFile | None:
+    def _open_file(self, path: str, *, whole: bool) -> Any:
+        cached = _PARTS.get(path) if whole else None
+        if cached is not None:
+            return cached
         try:
             handle = self.fs.open_input_file(path)
         except FileNotFoundError:
@@ -210,18 +261,20 @@ class TableFiles:
         try:
             if whole:
                 with handle:
-                    source: Any = pa.BufferReader(handle.read())
+                    file: Any = _Part(handle.read())
             else:
                 self._handles.append(handle)
-                source = handle
-            file = pq.ParquetFile(source)
+                file = pq.ParquetFile(handle)
+            schema = file.schema_arrow
         except (pa.ArrowInvalid, OSError) as exc:
             raise _unreadable(path, exc) from None
-        version = int((file.schema_arrow.metadata or {}).get(SCHEMA_KEY, b"0"))
+        version = int((schema.metadata or {}).get(SCHEMA_KEY, b"0"))
         if version > SCHEMA_VERSION:
             raise ResultsError(
                 f"{path} was written with results schema {version}, newer than this xstilts "
                 f"reads ({SCHEMA_VERSION}); upgrade xstilts to read it")
+        if whole:
+            _remember(path, file)
         return file
 
     def close(self) -> None:
@@ -251,8 +304,9 @@ class TableFiles:
         pieces = []
         for i in range(first, len(self.files)):
             f = self.files[i]
+            names = set(f.schema_arrow.names)  # a ParquetFile builds its schema on each call
             want = None if columns is None else [
-                c for c in dict.fromkeys([*keys, *columns]) if c in f.schema_arrow.names]
+                c for c in dict.fromkeys([*keys, *columns]) if c in names]
             try:
                 t = f.read(columns=want)
             except (pa.ArrowInvalid, OSError) as exc:

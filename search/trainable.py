@@ -64,14 +64,13 @@ def _config(params: dict[str, Any], base: dict[str, Any], spec: dict[str, Any]) 
 
 def _answered(sweep_path: str, trial_id: str, cfg: TrialConfig) -> bool:
     """Report a result the sweep already has, if it has one; then nothing is trained."""
-    own = results.recorded_trial(sweep_path, trial_id)
+    own, done = results.lookup(sweep_path, trial_id, cfg.config_hash())
     if own is not None:
         # recorded before the driver died, after Tune's last snapshot: replay, train nothing
         if own["status"] == "error":
             raise RuntimeError(own["error"] or "trial failed before the sweep was resumed")
         ray.tune.report({**results.reported_metrics(own), "replayed": True})
         return True
-    done = results.finished_metrics(sweep_path, cfg.config_hash())
     if done is not None:
         # the same config already finished in this sweep: report its result, train nothing
         ray.tune.report({**done, "duplicate_of": done.get("trial_id", "")})
@@ -96,10 +95,12 @@ def surrogate_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[
         # belongs to the trial's time, as a real trial's training goes on meanwhile
         time.sleep(max(0.0, start + k * seconds / reports - time.monotonic()))
         acc = max(0.0, final["zs_accuracy"] - 0.02 * (reports - k) / reports)
+        # done: Tune ends the trial at its last report instead of asking the function for
+        # one more result (a round trip to the actor per trial)
         ray.tune.report({"zs_accuracy": acc, "zs_ece": final["zs_ece"],
                          "score": score(acc, final["zs_ece"], weight=cfg.objective_weight),
                          "target_step": k * step, "target_steps": reports * step,
-                         "finished": k == reports})
+                         "finished": k == reports, "done": k == reports})
 
 
 def trial_resources(config: dict[str, Any], *, base: dict[str, Any], spec: dict[str, Any],
