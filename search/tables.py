@@ -187,16 +187,20 @@ PART_CACHE_BYTES = 64 * 2**20
 
 
 _PARTS_LOCK = threading.Lock()
+_parts_bytes = 0
 
 
 def _remember(path: str, part: _Part) -> None:
     if part.nbytes > PART_CACHE_BYTES // 16:
         return  # a large merged part: read when needed, not held
+    global _parts_bytes
     with _PARTS_LOCK:
+        if path in _PARTS:
+            return
         _PARTS[path] = part
-        total = sum(p.nbytes for p in _PARTS.values())
-        while total > PART_CACHE_BYTES:
-            total -= _PARTS.popitem(last=False)[1].nbytes
+        _parts_bytes += part.nbytes
+        while _parts_bytes > PART_CACHE_BYTES:
+            _parts_bytes -= _PARTS.popitem(last=False)[1].nbytes
 
 
 class TableFiles:
