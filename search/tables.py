@@ -181,11 +181,10 @@ class _Part:
             return self.file.read_row_groups(groups)
 
 
-#: parts read by this process, oldest first; at most PART_CACHE_BYTES of files
+#: parts read by this process, oldest first; at most PART_CACHE_BYTES of files (the
+#: column sets decoded from them come on top), ``_parts_bytes`` of them now
 _PARTS: OrderedDict[str, _Part] = OrderedDict()
 PART_CACHE_BYTES = 64 * 2**20
-
-
 _PARTS_LOCK = threading.Lock()
 _parts_bytes = 0
 
