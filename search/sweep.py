@@ -19,7 +19,7 @@ from search.searcher import STEP_KEY, PruningOptunaSearch, make_searcher
 from search.trainable import surrogate_trial, trial_resources, tune_trial
 from trainables.storage import run_filesystem
 from spaces.config import ConfigError, TrialConfig
-from spaces.sweep import SweepConfig
+from spaces.sweep import SweepConfig, packing_problems
 from spaces.tasks import get_task
 
 class _NoTrialLogFiles(logging.Filter):
@@ -47,6 +47,9 @@ class SweepPlan:
             raise ConfigError([
                 f"target {self.base.target!r} is a retrieval task: it has no probabilities, so "
                 "no ECE for mode=multi to minimise; use mode: scalar (its score is the metric)"])
+        problems = packing_problems(self.base, self.sweep)
+        if problems:  # a size the space draws would not fit its GPU share
+            raise ConfigError(problems)
 
     @property
     def path(self) -> str:

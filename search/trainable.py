@@ -19,7 +19,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from search import results
 from spaces.config import TrialConfig
-from spaces.models import get_model_size
+from spaces.models import gpu_share
 from spaces.objective import score
 from spaces.space import SpaceSpec, trial_config
 
@@ -115,8 +115,7 @@ def trial_resources(config: dict[str, Any], *, base: dict[str, Any], spec: dict[
     if surrogate and cfg.use_gpu:
         # no memory token here: an autoscaler launches only node types that list every
         # resource a request names
-        share = get_model_size(cfg.model_size).gpu_per_worker
-        return PlacementGroupFactory([{"CPU": 0, "GPU": share}])
+        return PlacementGroupFactory([{"CPU": 0, "GPU": gpu_share(cfg, cfg.model_size)}])
     return PlacementGroupFactory([{"CPU": 0, "memory": 2**20}])
 
 

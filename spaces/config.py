@@ -17,17 +17,24 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from spaces.models import MODEL_SIZES
+from spaces.models import MODEL_SIZES, gpu_share, train_memory_gib
 from spaces.tasks import get_task, task_names
 
 MIXING_FAMILIES: tuple[str, ...] = ("softmax", "proportional", "temperature")
 EVAL_SPLITS: tuple[str, ...] = ("dev", "test")
 
 #: keys that say how a trial runs, not what it computes: left out of the config hash
-RUN_ONLY_KEYS: frozenset[str] = frozenset({"num_workers", "use_gpu", "eval_every"})
+RUN_ONLY_KEYS: frozenset[str] = frozenset({
+    "num_workers", "use_gpu", "eval_every", "train_step", "compile", "gpu_share",
+    "gpu_memory_gib"})
 #: keys added after the first release, left out of the hash at these defaults so that a
 #: config keeps its hash across versions
-LATER_KEYS: Mapping[str, Any] = MappingProxyType({"eval_languages": [], "retrieval_layer": 0})
+LATER_KEYS: Mapping[str, Any] = MappingProxyType({"eval_languages": [], "retrieval_layer": 0,
+                                                  "group_by_length": 50})
+#: how a training step runs: ``lean`` (pre-tokenized batches gathered on the device,
+#: shape buckets, SDPA attention, one host sync per report) or ``plain`` (padded on the
+#: host to each batch's longest, eager attention, a sync per step)
+TRAIN_STEPS = ("lean", "plain")
 
 
 class ConfigError(ValueError):
@@ -92,6 +99,22 @@ class TrialConfig:
     #: Ray Train workers for this trial (DDP); GPUs used when available and asked for
     num_workers: int = 1
     use_gpu: bool = False
+    #: phase 2/3 batches are drawn from groups of ``group_by_length`` × batch_size shuffled
+    #: examples, sorted by length (HF's ``group_by_length``): little padding, still random
+    #: batches; 0 or 1: plain shuffled batches
+    group_by_length: int = 50
+    #: ``lean`` or ``plain`` (TRAIN_STEPS); both compute the same losses
+    train_step: str = "lean"
+    #: ``torch.compile`` the encoder (one graph per shape bucket; pays off on GPUs for long
+    #: trials, its compile time counts against the trial)
+    compile: bool = False
+    #: trial packing: the fraction of one GPU a worker of each model size holds (e.g.
+    #: {base: 0.25, large: 0.5}: four base or two large trials per GPU); sizes not named
+    #: keep the catalogue's share (spaces/models.py)
+    gpu_share: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    #: memory of the cluster's GPUs in GiB: when set, a share too small for a size's
+    #: estimated need is refused before launch (0: checked on the GPU, at trial start)
+    gpu_memory_gib: float = 0.0
 
     def __post_init__(self) -> None:
         problems = list(_problems(self))
@@ -208,10 +231,12 @@ def _coerce(key: str, value: Any) -> Any:
         return tuple(value)
     if kind.startswith("Mapping"):
         if not isinstance(value, Mapping):
-            raise TypeError(f"{key}={value!r}: expected a mapping of task name to number, e.g. {{a: 0.5}}")
+            what = "model size" if key == "gpu_share" else "task name"
+            raise TypeError(f"{key}={value!r}: expected a mapping of {what} to number, e.g. {{a: 0.5}}")
         bad = [k for k, v in value.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
         if bad:
-            raise TypeError(f"{key}: values for {bad} are not numbers; give one number per task")
+            what = "model size" if key == "gpu_share" else "task"
+            raise TypeError(f"{key}: values for {bad} are not numbers; give one number per {what}")
         return MappingProxyType({str(k): float(v) for k, v in value.items()})
     raise AssertionError(f"no coercion for field type {kind}")  # internal invariant
 
@@ -261,6 +286,8 @@ def _problems(c: TrialConfig) -> Iterable[str]:
         yield f"eval_split={c.eval_split!r} is unknown; choose one of: {', '.join(EVAL_SPLITS)}"
     if c.model_size not in MODEL_SIZES:
         yield f"model_size={c.model_size!r} is unknown; choose one of: {', '.join(MODEL_SIZES)}"
+    if c.train_step not in TRAIN_STEPS:
+        yield f"train_step={c.train_step!r} is unknown; choose one of: {', '.join(TRAIN_STEPS)}"
     yield from _range("learning_rate", c.learning_rate, 0.0, 1.0, low_open=True)
     yield from _range("weight_decay", c.weight_decay, 0.0, 1.0)
     yield from _range("warmup_ratio", c.warmup_ratio, 0.0, 1.0, high_open=True)
@@ -273,9 +300,62 @@ def _problems(c: TrialConfig) -> Iterable[str]:
         ("examples_cap", c.examples_cap, 0), ("max_train_examples", c.max_train_examples, 0),
         ("max_eval_examples", c.max_eval_examples, 0), ("num_workers", c.num_workers, 1),
         ("seed", c.seed, 0), ("retrieval_layer", c.retrieval_layer, 0),
+        ("group_by_length", c.group_by_length, 0),
     ):
         if value < low:
             yield f"{name}={value!r} is too small; expected an integer >= {low}"
+    yield from _packing_problems(c)
+
+
+def _packing_problems(c: TrialConfig) -> Iterable[str]:
+    bad_share = False
+    for size, share in c.gpu_share.items():
+        if size not in MODEL_SIZES:
+            bad_share = True
+            yield (f"gpu_share has an entry for {size!r}, which is not a model size; "
+                   f"choose from: {', '.join(MODEL_SIZES)}")
+        if not 0.0 < share <= 1.0:  # NaN fails too
+            bad_share = True
+            yield (f"gpu_share[{size!r}]={share!r} is out of range; expected a fraction of one "
+                   "GPU in (0, 1], e.g. 0.25 for four workers per GPU")
+    if not (math.isfinite(c.gpu_memory_gib) and c.gpu_memory_gib >= 0):
+        yield (f"gpu_memory_gib={c.gpu_memory_gib!r} is out of range; expected the memory of "
+               "one of the cluster's GPUs in GiB (e.g. 79 for an 80 GB H100), or 0 to check "
+               "at trial start")
+    elif (c.use_gpu and c.gpu_memory_gib > 0 and not bad_share and c.model_size in MODEL_SIZES
+          and c.batch_size >= 1 and c.max_length >= 8 and c.num_workers >= 1):
+        problem = packing_problem(c, c.model_size, c.batch_size,
+                                  choices_per_example([c.target, *c.intermediate_tasks]))
+        if problem:
+            yield problem
+
+
+def choices_per_example(tasks: Iterable[str]) -> int:
+    """Sequences one example of these tasks can make: a multiple-choice task's number of
+    choices (the most among them), else 1. Unknown names count as 1."""
+    known = set(task_names())
+    return max([len(get_task(t).labels) for t in tasks
+                if t in known and get_task(t).format == "multiple_choice"], default=1)
+
+
+def packing_problem(c: TrialConfig, size: str, batch_size: int, choices: int) -> str | None:
+    """Why a worker of model ``size`` at ``batch_size`` (the trial's, split among
+    ``c.num_workers``) does not fit its GPU share of a ``c.gpu_memory_gib`` GPU, or None."""
+    worker_batch = -(-batch_size // c.num_workers)
+    need = train_memory_gib(size, worker_batch, c.max_length, choices)
+    share = gpu_share(c, size)
+    if share * c.gpu_memory_gib >= need:
+        return None
+    setting = (f"model_size={size!r} at batch_size={batch_size}, max_length={c.max_length}"
+               + (f", {choices} choices per example" if choices > 1 else ""))
+    if need > c.gpu_memory_gib:
+        fix = "lower batch_size or max_length (or raise num_workers)"
+    else:
+        enough = math.ceil(need / c.gpu_memory_gib * 100) / 100
+        fix = f"raise gpu_share.{size} to at least {enough}, or lower batch_size or max_length"
+    return (f"{setting} needs about {need:.1f} GiB of GPU memory per worker (estimate, "
+            f"spaces/models.py train_memory_gib), but gpu_share.{size}={share:g} of a "
+            f"{c.gpu_memory_gib:g}-GiB GPU is {share * c.gpu_memory_gib:.1f} GiB; {fix}")
 
 
 def _range(name: str, value: float, low: float, high: float, *,

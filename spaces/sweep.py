@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from spaces.config import ConfigError
+from spaces.config import ConfigError, TrialConfig, choices_per_example, packing_problem
 from spaces.space import SpaceSpec
 
 MODES: tuple[str, ...] = ("scalar", "multi")
@@ -101,3 +101,17 @@ def _problems(s: SweepConfig) -> Iterable[str]:
     if not (isinstance(s.asha_reduction, (int, float)) and math.isfinite(s.asha_reduction)
             and s.asha_reduction > 1):
         yield f"asha_reduction={s.asha_reduction!r}: expected a number > 1"
+
+
+def packing_problems(base: TrialConfig, sweep: SweepConfig) -> list[str]:
+    """Model sizes of the space that would not fit their GPU share at the space's largest
+    batch size (``base.gpu_memory_gib`` known, GPUs used): a sweep is refused before
+    launch rather than OOM in some trials. Multiple-choice tasks the space may include
+    count with their choices."""
+    if not base.use_gpu or base.gpu_memory_gib <= 0:
+        return []
+    space = sweep.space
+    choices = choices_per_example([base.target, *space.tasks])
+    problems = [packing_problem(base, size, max(space.batch_size), choices)
+                for size in space.model_sizes]
+    return [f"search.space: {p}" for p in problems if p]

@@ -124,15 +124,32 @@ class Cursor:
 
     Every rank holds the same cursor and takes its own slice of the global batch,
     so ranks see disjoint examples and the position is one (epoch, offset) pair.
+
+    With ``lengths`` and ``group`` > 1, each epoch's permutation is cut into groups of
+    ``group`` global batches whose examples are sorted by length, and the batches of
+    the epoch are shuffled (HF's ``group_by_length``): each example still comes once
+    per epoch, in a random batch of others of about its length, so little of a batch
+    is padding.
     """
 
-    def __init__(self, name: str, size: int, *, seed: int, global_batch: int):
+    def __init__(self, name: str, size: int, *, seed: int, global_batch: int,
+                 lengths: np.ndarray | None = None, group: int = 0):
         self.key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
         self.size, self.seed, self.global_batch = size, seed, global_batch
+        self.lengths = lengths if lengths is not None and group > 1 else None
+        self.group = group
         self.epoch, self.offset = 0, 0
+        self._cached: tuple[int, np.ndarray] | None = None
 
     def _perm(self) -> np.ndarray:
-        return np.random.default_rng([self.seed, self.key, self.epoch]).permutation(self.size)
+        if self._cached is not None and self._cached[0] == self.epoch:
+            return self._cached[1]
+        rng = np.random.default_rng([self.seed, self.key, self.epoch])
+        perm = rng.permutation(self.size)
+        if self.lengths is not None:
+            perm = _grouped_by_length(perm, self.lengths, self.global_batch, self.group, rng)
+        self._cached = (self.epoch, perm)
+        return perm
 
     def next(self, rank: int, world: int) -> np.ndarray:
         if self.offset + world > self.size:  # every rank needs at least one example
@@ -146,3 +163,17 @@ class Cursor:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.offset = int(state["epoch"]), int(state["offset"])
+
+
+def _grouped_by_length(perm: np.ndarray, lengths: np.ndarray, batch: int, group: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """``perm`` re-ordered so that each block of ``batch`` holds examples of similar length:
+    sorted (longest first) within groups of ``group`` blocks, then the full blocks shuffled.
+    A last, partial block stays last, where the cursor's epoch ends."""
+    mega = batch * group
+    parts = [chunk[np.argsort(-lengths[chunk], kind="stable")]
+             for chunk in (perm[i:i + mega] for i in range(0, len(perm), mega))]
+    ordered = np.concatenate(parts) if parts else perm
+    full = len(ordered) // batch
+    blocks = ordered[:full * batch].reshape(full, batch)[rng.permutation(full)]
+    return np.concatenate([blocks.ravel(), ordered[full * batch:]])

@@ -20,6 +20,7 @@ import torch
 
 from spaces.tasks import ColumnSpec, TaskSpec
 from trainables.data import DataUnavailableError
+from trainables.tokens import BUCKET, TokenColumn, bucket_width
 
 #: label of positions that are not scored (special tokens, later sub-tokens, padding)
 IGNORE_INDEX = -100
@@ -89,9 +90,35 @@ def _label_ids(task: TaskSpec, values: Sequence, names: Sequence[str],
     return np.asarray(ids, dtype=np.int64)
 
 
+class _OnDevice:
+    """Batches built on the training device from the split's token columns (the lean
+    step): the same tensors as ``batch(index)`` but padded to a shape bucket, with the
+    split's ids, labels and positions copied to the device once, on first use."""
+
+    def _cached(self, key: str, build):
+        cache = self.__dict__.setdefault("_device_cache", {})
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
+
+    def _column(self, name: str, rows, fill: int) -> TokenColumn:
+        return self._cached(name, lambda: TokenColumn(rows, fill=fill))
+
+    def _tensor(self, name: str, values: np.ndarray, device: torch.device) -> torch.Tensor:
+        return self._cached(f"{name}@{device}", lambda: torch.tensor(values).to(device))
+
+    def lengths(self) -> np.ndarray:
+        """Tokens of each example (all choices of a multiple-choice example together)."""
+        raise NotImplementedError
+
+    def device_batch(self, index: np.ndarray, device: torch.device,
+                     bucket: int = BUCKET) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
 # -- classification and multiple choice ------------------------------------------------------
 @dataclass
-class Encoded:
+class Encoded(_OnDevice):
     """Tokenized examples of one task split: ids per example (per choice for MC)."""
 
     task: TaskSpec
@@ -114,6 +141,28 @@ class Encoded:
             ids, mask = _pad(rows, self.pad_id)
         return {"input_ids": ids, "attention_mask": mask,
                 "labels": torch.as_tensor(self.labels[index], dtype=torch.long)}
+
+    def lengths(self) -> np.ndarray:
+        if self.task.format == "multiple_choice":
+            return np.asarray([sum(len(s) for s in x) for x in self.ids], dtype=np.int64)
+        return np.asarray([len(x) for x in self.ids], dtype=np.int64)
+
+    def device_batch(self, index: np.ndarray, device: torch.device,
+                     bucket: int = BUCKET) -> dict[str, torch.Tensor]:
+        labels = self._tensor("labels", self.labels, device)[torch.as_tensor(index).to(device)]
+        if self.task.format == "multiple_choice":
+            col = self._column("ids", [s for x in self.ids for s in x], self.pad_id)
+            choices = len(self.ids[0]) if self.ids else 1
+            rows = (index[:, None] * choices + np.arange(choices)).ravel()
+            ids, mask = col.gather(torch.as_tensor(rows).to(device),
+                                   bucket_width(col.longest(rows), bucket), device)
+            shape = (len(index), choices, ids.shape[-1])
+            return {"input_ids": ids.view(shape), "attention_mask": mask.view(shape),
+                    "labels": labels}
+        col = self._column("ids", self.ids, self.pad_id)
+        ids, mask = col.gather(torch.as_tensor(index).to(device),
+                               bucket_width(col.longest(index), bucket), device)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
     def eval_batches(self, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
         # sorted by length so each eval batch pads little
@@ -199,10 +248,20 @@ def _pad_labels(seqs: Sequence[np.ndarray], width: int) -> torch.Tensor:
     return out
 
 
-class _Sequences:
+class _Sequences(_OnDevice):
     """One id list per row (``ids``), batched by the subclass's ``batch(index)``."""
 
     ids: list[list[int]]
+    pad_id: int
+
+    def lengths(self) -> np.ndarray:
+        return np.asarray([len(x) for x in self.ids], dtype=np.int64)
+
+    def _device_ids(self, index: np.ndarray, device: torch.device, bucket: int):
+        col = self._column("ids", self.ids, self.pad_id)
+        rows = torch.as_tensor(index).to(device)
+        ids, mask = col.gather(rows, bucket_width(col.longest(index), bucket), device)
+        return rows, ids, mask
 
     def batch(self, index: np.ndarray) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -247,6 +306,12 @@ class EncodedSpans(_Sequences):
                 "start_positions": torch.as_tensor(self.start_positions[index], dtype=torch.long),
                 "end_positions": torch.as_tensor(self.end_positions[index], dtype=torch.long)}
 
+    def device_batch(self, index: np.ndarray, device: torch.device,
+                     bucket: int = BUCKET) -> dict[str, torch.Tensor]:
+        rows, ids, mask = self._device_ids(index, device, bucket)
+        return {"input_ids": ids, "attention_mask": mask,
+                "start_positions": self._tensor("start", self.start_positions, device)[rows],
+                "end_positions": self._tensor("end", self.end_positions, device)[rows]}
 
 
 def _cap_questions(questions: list[str], tokenizer, cap: int) -> list[str]:
@@ -341,6 +406,12 @@ class EncodedTags(_Sequences):
         return {"input_ids": ids, "attention_mask": mask,
                 "labels": _pad_labels([self.labels[i] for i in index], ids.shape[1])}
 
+    def device_batch(self, index: np.ndarray, device: torch.device,
+                     bucket: int = BUCKET) -> dict[str, torch.Tensor]:
+        rows, ids, mask = self._device_ids(index, device, bucket)
+        labels, _ = self._column("labels", [x.tolist() for x in self.labels],
+                                 IGNORE_INDEX).gather(rows, ids.shape[1], device)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
 def tag_vocabulary(task: TaskSpec, rows, *, min_count: int = 1) -> tuple[str, ...]:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -33,9 +32,11 @@ from trainables import chaos
 from trainables.data import Cursor
 from trainables.embedded import resolve_checkpoint
 from trainables.evaluation import evaluate
+from trainables.gpu_memory import claim_gpu
 from trainables.mixing import TaskSampler, task_probabilities
 from trainables.trial_data import load_trial_data
-from trainables.model import MultiTaskModel, task_loss
+from trainables.model import MultiTaskModel
+from trainables.step import TrainStep, attention_implementation, make_optimizer
 
 log = logging.getLogger("xstilts.trial")
 STATE_FILE = "state.pt"
@@ -55,10 +56,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     from transformers import AutoModel, AutoTokenizer
 
+    claim_gpu(cfg, device)  # a packed trial fits its share of the GPU, and keeps to it
     path = resolve_checkpoint(get_model_size(cfg.model_size).checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(path)
     torch.manual_seed(cfg.seed)  # same initial heads on every rank
-    encoder = AutoModel.from_pretrained(path, add_pooling_layer=False)
+    encoder = AutoModel.from_pretrained(path, add_pooling_layer=False,
+                                        attn_implementation=attention_implementation(cfg.train_step))
     data = load_trial_data(cfg, tokenizer, scoring=rank == 0)
     target, inter_train, target_train = data.target, data.inter_train, data.target_train
     trains_target = target_train is not None
@@ -69,12 +72,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                                logits=cfg.mixing_logits(), temperature=cfg.mixing_temperature,
                                cap=cfg.examples_cap) if inter_train else {}
     sampler = TaskSampler(probs, seed=cfg.seed)
-    cursors = {n: Cursor(n, len(d), seed=cfg.seed, global_batch=cfg.batch_size)
+    cursors = {n: Cursor(n, len(d), seed=cfg.seed, global_batch=cfg.batch_size,
+                         lengths=d.lengths(), group=cfg.group_by_length)
                for n, d in inter_train.items()}
     steps_3 = 0
     if target_train is not None:
         cursors[target.name] = Cursor(target.name, len(target_train), seed=cfg.seed,
-                                      global_batch=cfg.batch_size)
+                                      global_batch=cfg.batch_size,
+                                      lengths=target_train.lengths(), group=cfg.group_by_length)
         steps_3 = math.ceil(cfg.target_epochs * math.ceil(len(target_train) / cfg.batch_size))
 
     ckpt = _newest_checkpoint(ray.train.get_checkpoint())  # this run's own, after a restart
@@ -94,50 +99,54 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     torch.manual_seed(cfg.seed * 1000 + rank + 7919 * state["global_step"])  # dropout streams
     if state.get("torch_rng") is not None and rank == 0:
         torch.set_rng_state(state["torch_rng"])
+    if cfg.compile:
+        model.encoder.compile(dynamic=False)  # one graph per shape bucket
     model = ray.train.torch.prepare_model(
         model, parallel_strategy_kwargs={"find_unused_parameters": True})
     core: MultiTaskModel = model.module if hasattr(model, "module") else model
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    steps = TrainStep(model, core, device, lean=cfg.train_step == "lean")
 
-    def step(task: str, batch: dict[str, torch.Tensor], opt, sched, phase: str, n: int) -> float:
-        fault = chaos.fault_for(run, phase, n) if rank == 0 else None
-        if fault and fault != "nan":
-            chaos.inject(fault, f"{run} {phase} step {n}")
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        with amp:
-            logits = model(task, batch["input_ids"], batch["attention_mask"])
-        loss = task_loss(core.formats[task], logits, batch)
-        if fault == "nan":
-            loss = loss * float("nan")
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite loss {loss.item()} on task {task!r} at step {state['global_step']}; "
-                "lower learning_rate or check the data")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        # clip what this phase trains: stale grads of other heads must not count
-        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
-        opt.step()
-        sched.step()
+    def faults(phase: str) -> None:
+        """Chaos faults of ``phase`` (rank 0): raised before a step, or a NaN loss."""
+        def before(n: int) -> None:
+            fault = chaos.fault_for(run, phase, n) if rank == 0 else None
+            if fault and fault != "nan":
+                chaos.inject(fault, f"{run} {phase} step {n}")
+
+        def corrupt(loss: torch.Tensor, n: int) -> torch.Tensor:
+            nan = rank == 0 and chaos.fault_for(run, phase, n) == "nan"
+            return loss * float("nan") if nan else loss
+
+        steps.before, steps.corrupt = before, corrupt
+
+    def train(phase: str, task: str, split, opt, sched, n: int, total: int,
+              losses: list[float]) -> None:
+        value = steps(task, steps.batch(split, cursors[task].next(rank, world)), opt, sched,
+                      n, state["global_step"])
         state["global_step"] += 1
-        return loss.item()
+        if value is not None:
+            losses.append(value)
+        if _due(n, total):
+            losses.extend(steps.flush())
+            _progress(rank, phase, n, total, losses, steps)
 
     # -- phase 2: multi-task intermediate training ---------------------------------------
     ran_2 = 0
     metrics: dict[str, Any] = {}
     if state["phase"] == "intermediate":
         params = [p for n, p in core.named_parameters() if not n.startswith(f"heads.{target.name}.")]
-        opt, sched = _optimizer(params, cfg, cfg.intermediate_steps, device)
+        opt, sched = make_optimizer(params, cfg, cfg.intermediate_steps, device)
         losses: list[float] = []
         model.train()
+        faults("intermediate")
         for s in range(cfg.intermediate_steps):
             task = sampler.draw()
-            batch = inter_train[task].batch(cursors[task].next(rank, world))
-            losses.append(step(task, batch, opt, sched, "intermediate", s + 1))
+            train("intermediate", task, inter_train[task], opt, sched, s + 1, cfg.intermediate_steps, losses)
             ran_2 += 1
-            _progress(rank, "intermediate", s + 1, cfg.intermediate_steps, losses)
+        losses.extend(steps.flush())
         state.update(phase="target", phase_step=0)
-        metrics = {"phase": "intermediate", "intermediate_loss": _mean(losses)}
+        metrics = {"phase": "intermediate", "intermediate_loss": _mean(losses),
+                   **steps.throughput()}
         if trains_target:  # a retrieval target reports once, with its scores, below
             _report(rank, cfg, core, state, sampler, cursors, None, None, metrics, ran_2)
 
@@ -159,7 +168,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     # -- phase 3: English target fine-tuning + zero-shot evaluation ---------------------
     params = [p for n, p in core.named_parameters()
               if n.startswith("encoder.") or n.startswith(f"heads.{target.name}.")]
-    opt, sched = _optimizer(params, cfg, steps_3, device)
+    opt, sched = make_optimizer(params, cfg, steps_3, device)
     if state.get("optimizer") is not None:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -171,16 +180,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         return
     losses = []
     model.train()
+    faults("target")
     while state["phase_step"] < steps_3:
-        batch = target_train.batch(cursors[target.name].next(rank, world))
-        losses.append(step(target.name, batch, opt, sched, "target", state["phase_step"] + 1))
+        train("target", target.name, target_train, opt, sched, state["phase_step"] + 1, steps_3, losses)
         state["phase_step"] += 1
-        _progress(rank, "target", state["phase_step"], steps_3, losses)
         at_end = state["phase_step"] == steps_3
         if at_end or (cfg.eval_every and state["phase_step"] % cfg.eval_every == 0):
+            losses.extend(steps.flush())
             metrics = {"phase": "target", "target_loss": _mean(losses),
                        "target_step": state["phase_step"], "target_steps": steps_3,
-                       "finished": at_end}
+                       "finished": at_end, **steps.throughput()}
             if rank == 0:
                 model.eval()
                 metrics.update(evaluate(core, target, data.eval_sets, data.en_dev, cfg, device))
@@ -189,22 +198,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             losses = []
     if rank == 0:
         chaos.ledger(run, "end", step=state["global_step"])
-
-
-def _optimizer(params, cfg: TrialConfig, total: int, device: torch.device):
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.learning_rate, fused=device.type == "cuda")
-    warm = int(cfg.warmup_ratio * total)
-
-    def lr_lambda(s: int) -> float:  # linear warm-up, then linear decay to 0
-        if s < warm:
-            return (s + 1) / warm
-        return max(0.0, (total - s) / max(1, total - warm))
-
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
 
 
 def _newest_checkpoint(registered):
@@ -280,10 +273,19 @@ def _report(rank: int, cfg: TrialConfig, core, state, sampler, cursors, opt, sch
                  phase=state["phase"], phase_step=state["phase_step"])
 
 
-def _progress(rank: int, phase: str, done: int, total: int, losses: list[float]) -> None:
+def _due(done: int, total: int) -> bool:
+    """Whether step ``done`` of ``total`` logs progress (five times a phase)."""
     every = max(1, total // 5)
-    if rank == 0 and (done % every == 0 or done == total):
-        log.info("%s step %d/%d loss %.4f", phase, done, total, _mean(losses[-every:]))
+    return done % every == 0 or done == total
+
+
+def _progress(rank: int, phase: str, done: int, total: int, losses: list[float],
+              steps: TrainStep) -> None:
+    if rank == 0:
+        every = max(1, total // 5)
+        log.info("%s step %d/%d loss %.4f (%.0f real tokens/s, %.0f%% padding)", phase, done,
+                 total, _mean(losses[-every:]), steps.throughput()["train_tokens_per_s"],
+                 100 * steps.throughput()["train_pad_fraction"])
 
 
 def _mean(xs: list[float]) -> float:

@@ -126,12 +126,14 @@ def task_loss(fmt: str, logits: torch.Tensor, batch: Mapping[str, torch.Tensor])
     """The training loss of one batch, in fp32, as HF's task models compute it.
 
     Span QA: the mean of start and end cross-entropy (an answer outside the
-    window points at the CLS token). Tagging: cross-entropy over the labelled
+    window points at the CLS token), over the real tokens: padding is no candidate
+    answer, so how far a batch is padded does not change its loss. Tagging: cross-entropy over the labelled
     positions (first sub-token of each word).
     """
     logits = logits.float()
     if fmt == "span_qa":
-        start, end = logits.unbind(-1)
+        pad = batch["attention_mask"].unsqueeze(-1) == 0
+        start, end = logits.masked_fill(pad, torch.finfo(logits.dtype).min).unbind(-1)
         return (F.cross_entropy(start, batch["start_positions"])
                 + F.cross_entropy(end, batch["end_positions"])) / 2
     if fmt == "tagging":

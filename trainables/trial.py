@@ -9,7 +9,7 @@ import ray.train
 from ray.train.torch import TorchTrainer
 
 from spaces.config import TrialConfig
-from spaces.models import get_model_size
+from spaces.models import get_model_size, gpu_share
 from trainables.loop import train_loop_per_worker
 from trainables.storage import run_filesystem
 
@@ -32,7 +32,7 @@ def make_trainer(config: TrialConfig, *, storage_path: str, name: str,
     fs, path = run_filesystem(storage_path)  # local folders: every file written atomically
     resources = {"CPU": size.cpu_per_worker}
     if config.use_gpu:
-        resources["GPU"] = size.gpu_per_worker
+        resources["GPU"] = gpu_share(config, size.name)  # trials pack by model size
     return TorchTrainer(
         train_loop_per_worker,
         # Train V2 has no resume_from_checkpoint: the loop takes the path (ray#49454)

@@ -1,0 +1,74 @@
+"""A packed trial's claim on its GPU: check the memory is there, then keep to its share.
+
+Ray's fractional GPUs are bookkeeping only: a worker holding 0.25 of a GPU can still
+allocate all of it, and then the trial that OOMs is whichever asks next, often a
+neighbour. So each worker checks, before it loads anything, that its share of the GPU
+holds the estimated need of its model size (``spaces.models.train_memory_gib``) and that
+that much is free now, then caps PyTorch's caching allocator at its share: a trial that
+outgrows its share OOMs itself, not its neighbours.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+
+from spaces.config import TrialConfig, choices_per_example
+from spaces.models import CUDA_OVERHEAD_GIB, GIB, gpu_share, train_memory_gib
+
+log = logging.getLogger("xstilts.trial")
+
+#: allocator cap as a multiple of the share: 1.0, no borrowing from neighbours
+HEADROOM = 1.0
+
+
+def memory_verdict(share: float, free_bytes: int, total_bytes: int, need_bytes: int, *,
+                   overhead_bytes: int = 0) -> tuple[float, str | None, bool]:
+    """What a worker holding ``share`` of a GPU may do: (allocator fraction, problem or
+    None, whether the problem is permanent).
+
+    ``need_bytes`` includes ``overhead_bytes`` that live outside PyTorch's allocator (the
+    CUDA context, already created when ``free_bytes`` was measured): the allocator is
+    capped at the share less that, so the whole process keeps to its share. A share
+    smaller than the need fails on every GPU of this size (permanent); memory held now by
+    other processes may be let go (transient: Tune retries the trial).
+    """
+    fraction = min(1.0, max(0.0, share * HEADROOM - overhead_bytes / total_bytes))
+    gib = total_bytes / GIB
+    if share * total_bytes < need_bytes:
+        return fraction, (
+            f"needs about {need_bytes / GIB:.1f} GiB of GPU memory (estimate), but its "
+            f"gpu_share {share:g} of this {gib:.0f}-GiB GPU is {share * gib:.1f} GiB; raise "
+            f"its gpu_share to at least {math.ceil(need_bytes / total_bytes * 100) / 100} "
+            "(fewer trials per GPU), or lower batch_size or max_length"), True
+    if free_bytes < need_bytes - overhead_bytes:
+        return fraction, (
+            f"needs about {need_bytes / GIB:.1f} GiB of GPU memory (estimate), but only "
+            f"{free_bytes / GIB:.1f} of this {gib:.0f}-GiB GPU's GiB are free: other "
+            "processes hold the GPU (trials packed past their shares, or work outside "
+            "this sweep); the trial is retried"), False
+    return fraction, None, False
+
+
+def claim_gpu(cfg: TrialConfig, device: torch.device) -> None:
+    """On a CUDA ``device``: refuse to start a worker that cannot fit (ValueError when its
+    share is too small, RuntimeError when the memory is taken now), else cap the
+    allocator at the worker's share. Elsewhere, nothing."""
+    if device.type != "cuda":
+        return
+    share = gpu_share(cfg, cfg.model_size)
+    free, total = torch.cuda.mem_get_info(device)  # creates this process's CUDA context
+    worker_batch = -(-cfg.batch_size // cfg.num_workers)
+    choices = choices_per_example([cfg.target, *cfg.intermediate_tasks])
+    need = int(train_memory_gib(cfg.model_size, worker_batch, cfg.max_length, choices) * GIB)
+    fraction, problem, permanent = memory_verdict(
+        share, free, total, need, overhead_bytes=int(CUDA_OVERHEAD_GIB * GIB))
+    if problem:
+        message = (f"model_size={cfg.model_size!r} at batch_size={cfg.batch_size}, "
+                   f"max_length={cfg.max_length} {problem}")
+        raise ValueError(message) if permanent else RuntimeError(message)
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    log.info("GPU %s: %.1f of %.1f GiB free; this worker needs about %.1f GiB and may "
+             "allocate %.1f%% of it", device, free / GIB, total / GIB, need / GIB, 100 * fraction)
