@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass
 
 import optuna
@@ -19,7 +20,7 @@ from search.searcher import STEP_KEY, PruningOptunaSearch, make_searcher
 from search.trainable import surrogate_trial, trial_resources, tune_trial
 from trainables.storage import run_filesystem
 from spaces.config import ConfigError, TrialConfig
-from spaces.sweep import SweepConfig, packing_problems
+from spaces.sweep import SweepConfig, idle_gpu_note, packing_problems
 from spaces.tasks import get_task
 
 class _NoTrialLogFiles(logging.Filter):
@@ -192,6 +193,12 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     sweep = plan.sweep
     trainable = _trainable(plan)
+    if plan.base.use_gpu:
+        import ray
+
+        note = idle_gpu_note(plan.base, sweep, float(ray.cluster_resources().get("GPU", 0)))
+        if note:
+            print(f"xstilts: warning: {note}", file=sys.stderr)
     fs, path = run_filesystem(plan.path)  # local folders: Tune's files written atomically
     if resume:
         tuner = tune.Tuner.restore(f"{path}/{TUNE_DIR}", trainable=trainable,

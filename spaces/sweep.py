@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from spaces.config import ConfigError, TrialConfig, choices_per_example, packing_problem
+from spaces.models import gpu_share
 from spaces.space import SpaceSpec
 
 MODES: tuple[str, ...] = ("scalar", "multi")
@@ -115,3 +116,20 @@ def packing_problems(base: TrialConfig, sweep: SweepConfig) -> list[str]:
     problems = [packing_problem(base, size, max(space.batch_size), choices)
                 for size in space.model_sizes]
     return [f"search.space: {p}" for p in problems if p]
+
+
+def idle_gpu_note(base: TrialConfig, sweep: SweepConfig, gpus: float) -> str | None:
+    """A warning when ``gpus`` GPUs would sit partly idle: the sweep keeps at most
+    ``concurrency`` trials in flight, fewer than the GPUs hold of any size of the space
+    at its ``gpu_share``. None when GPUs are not used or the sweep fills them."""
+    if not base.use_gpu or gpus <= 0 or sweep.trainable != "model":
+        return None
+    holds = {size: int(gpus / (gpu_share(base, size) * base.num_workers) + 1e-9)
+             for size in sweep.space.model_sizes}
+    if sweep.concurrency >= min(holds.values()):
+        return None
+    fits = ", ".join(f"{n} {size}" for size, n in holds.items())
+    return (f"search.concurrency={sweep.concurrency} keeps at most {sweep.concurrency} trials "
+            f"in flight, but the cluster's {gpus:g} GPUs hold {fits} trials at their "
+            f"gpu_share: GPUs will sit idle; raise search.concurrency to "
+            f"{min(holds.values())} or more (--set search.concurrency=N)")

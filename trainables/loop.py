@@ -141,7 +141,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         faults("intermediate")
         for s in range(cfg.intermediate_steps):
             task = sampler.draw()
-            train("intermediate", task, inter_train[task], opt, sched, s + 1, cfg.intermediate_steps, losses)
+            train("intermediate", task, inter_train[task], opt, sched, s + 1,
+                  cfg.intermediate_steps, losses)
             ran_2 += 1
         losses.extend(steps.flush())
         state.update(phase="target", phase_step=0)

@@ -100,6 +100,10 @@ class TrainStep:
         loss = task_loss(self.core.formats[task], logits, batch)
         if self.corrupt is not None:
             loss = self.corrupt(loss, n)
+        value = None
+        if not self.lean:  # the plain step reads every loss back before it is trained on
+            value = loss.item()
+            _check(value, task, global_step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         # clip what this phase trains: stale grads of other heads must not count
@@ -111,9 +115,6 @@ class TrainStep:
         self._slots += mask.numel()
         if self.lean:
             self._pending.append((global_step, task, loss.detach()))
-            return None
-        value = loss.item()
-        _check(value, task, global_step)
         return value
 
     def _trained(self, opt) -> list[torch.nn.Parameter]:

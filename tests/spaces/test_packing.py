@@ -201,3 +201,20 @@ def test_a_trainer_asks_ray_for_the_configs_share_per_worker(tmp_path):
     assert trainer.scaling_config.resources_per_worker["GPU"] == 0.25
     plain = make_trainer(TrialConfig(use_gpu=True), storage_path=str(tmp_path), name="plain")
     assert plain.scaling_config.resources_per_worker["GPU"] == MODEL_SIZES["tiny"].gpu_per_worker
+
+
+def test_a_sweep_that_would_leave_gpus_idle_is_told_so():
+    from spaces.sweep import SweepConfig, idle_gpu_note
+
+    base = TrialConfig(use_gpu=True, model_size="base", gpu_share={"base": 0.125, "large": 0.5})
+    only_base = SweepConfig.from_dict({"concurrency": 2, "space": {"model_sizes": ["base"]}})
+    note = idle_gpu_note(base, only_base, gpus=1.0)
+    assert note is not None and "search.concurrency=2" in note and "1 GPUs hold 8 base" in note
+    assert "raise search.concurrency to 8" in note
+    # a space of sizes: what the size holding the fewest trials fills
+    mixed = SweepConfig.from_dict({"concurrency": 1, "space": {"model_sizes": ["base", "large"]}})
+    note = idle_gpu_note(base, mixed, gpus=2.0)
+    assert note is not None and "16 base, 4 large" in note and "to 4 or more" in note
+    assert idle_gpu_note(base, mixed.replace(concurrency=4), gpus=2.0) is None
+    assert idle_gpu_note(base.replace(use_gpu=False), only_base, gpus=1.0) is None
+    assert idle_gpu_note(base, only_base, gpus=0.0) is None  # an autoscaler adds GPUs later
