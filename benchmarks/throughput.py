@@ -238,6 +238,17 @@ def packed(size: str, ids, labels, device: str, seconds: float, warmup: int, k: 
             "seconds": end - begin}
 
 
+def _release(device: str) -> None:
+    """Free what a finished setup held, so the next one has the device to itself."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cpu", action="store_true", help="CPU mode: the tiny model")
@@ -277,21 +288,27 @@ def main(argv: list[str] | None = None) -> int:
         mean = np.mean([len(x) for x in ids])
         print(f"\n{size}: {per_token / 1e6:,.2f} MFLOP per real token (6·N + 12·L·h·Σs²/Σs), "
               f"mean length {mean:.1f} tokens")
-        base = None
-        rows = [("(a) HF Trainer, pad to 128", hf_trainer(size, ids, labels, device,
-                                                          args.seconds, args.warmup))]
-        trial = LeanTrial(size, ids, labels, device, args.warmup, args.compile)
-        rows.append((f"(b) xstilts, one trial (ready in {trial.ready_s:.1f} s)",
-                     trial.measure(args.seconds)))
-        del trial
-        rows.append((f"(c) xstilts, {k} trials packed", packed(
-            size, ids, labels, device, args.seconds, args.warmup, k, args.compile)))
-        for label, r in rows:
+        base: list[float] = []
+
+        def show(label: str, r: dict) -> None:
+            """One setup's line, printed as soon as it is measured."""
             tps = r["tokens"] / r["seconds"]
-            base = base or tps
-            mfu = tps * per_token / peak
-            print(f"  {label:<44} {tps:>11,.0f} real tokens/s  {r['examples'] / r['seconds']:>8,.1f} "
-                  f"examples/s  MFU {100 * mfu:5.2f} %  {tps / base:5.2f}× (a)")
+            base.append(base[0] if base else tps)
+            print(f"  {label:<44} {tps:>11,.0f} real tokens/s  "
+                  f"{r['examples'] / r['seconds']:>8,.1f} examples/s  "
+                  f"MFU {100 * tps * per_token / peak:5.2f} %  {tps / base[0]:5.2f}× (a)",
+                  flush=True)
+
+        show("(a) HF Trainer, pad to 128",
+             hf_trainer(size, ids, labels, device, args.seconds, args.warmup))
+        _release(device)
+        trial = LeanTrial(size, ids, labels, device, args.warmup, args.compile)
+        show(f"(b) xstilts, one trial (ready in {trial.ready_s:.1f} s)",
+             trial.measure(args.seconds))
+        del trial
+        _release(device)  # the packed trials get the whole device
+        show(f"(c) xstilts, {k} trials packed",
+             packed(size, ids, labels, device, args.seconds, args.warmup, k, args.compile))
     return 0
 
 
