@@ -298,6 +298,12 @@ def _quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # per-report INFO lines drown progress
+    try:  # Train V2 logs every report, all its metrics, under a logger named by its file path
+        from ray.train.v2._internal.execution import context as train_context
+
+        logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+    except ImportError:
+        pass
     hf_logging.disable_progress_bar()
     if not log.handlers:
         handler = logging.StreamHandler()
