@@ -20,7 +20,7 @@ import torch
 
 from spaces.tasks import ColumnSpec, TaskSpec
 from trainables.data import DataUnavailableError
-from trainables.tokens import BUCKET, TokenColumn, bucket_width
+from trainables.tokens import BUCKET, TokenColumn, bucket_width, rows_on
 
 #: label of positions that are not scored (special tokens, later sub-tokens, padding)
 IGNORE_INDEX = -100
@@ -149,19 +149,19 @@ class Encoded(_OnDevice):
 
     def device_batch(self, index: np.ndarray, device: torch.device,
                      bucket: int = BUCKET) -> dict[str, torch.Tensor]:
-        labels = self._tensor("labels", self.labels, device)[torch.as_tensor(index).to(device)]
+        rows = rows_on(index, device)
+        labels = self._tensor("labels", self.labels, device)[rows]
         if self.task.format == "multiple_choice":
             col = self._column("ids", [s for x in self.ids for s in x], self.pad_id)
             choices = len(self.ids[0]) if self.ids else 1
-            rows = (index[:, None] * choices + np.arange(choices)).ravel()
-            ids, mask = col.gather(torch.as_tensor(rows).to(device),
-                                   bucket_width(col.longest(rows), bucket), device)
+            seqs = (index[:, None] * choices + np.arange(choices)).ravel()
+            ids, mask = col.gather(rows_on(seqs, device),
+                                   bucket_width(col.longest(seqs), bucket), device)
             shape = (len(index), choices, ids.shape[-1])
             return {"input_ids": ids.view(shape), "attention_mask": mask.view(shape),
                     "labels": labels}
         col = self._column("ids", self.ids, self.pad_id)
-        ids, mask = col.gather(torch.as_tensor(index).to(device),
-                               bucket_width(col.longest(index), bucket), device)
+        ids, mask = col.gather(rows, bucket_width(col.longest(index), bucket), device)
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
     def eval_batches(self, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
@@ -259,7 +259,7 @@ class _Sequences(_OnDevice):
 
     def _device_ids(self, index: np.ndarray, device: torch.device, bucket: int):
         col = self._column("ids", self.ids, self.pad_id)
-        rows = torch.as_tensor(index).to(device)
+        rows = rows_on(index, device)
         ids, mask = col.gather(rows, bucket_width(col.longest(index), bucket), device)
         return rows, ids, mask
 

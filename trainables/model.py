@@ -103,9 +103,19 @@ class MultiTaskModel(nn.Module):
         if choice:
             input_ids = input_ids.reshape(-1, shape[-1])
             attention_mask = attention_mask.reshape(-1, shape[-1])
-        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        states = self.encoder(input_ids=input_ids,
+                              attention_mask=self._mask(attention_mask)).last_hidden_state
         logits = self.heads[task](states)
         return logits.view(shape[0], shape[1]) if choice else logits
+
+    def _mask(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The mask as the encoder's attention takes it. For SDPA, the boolean 4-D mask
+        HF would build (True: attend), made here: from a 2-D mask HF first asks whether
+        any token is padding (``mask.all()``), which makes the host wait for the GPU on
+        every forward."""
+        if self.encoder.config._attn_implementation != "sdpa":
+            return attention_mask
+        return attention_mask.bool()[:, None, None, :]
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int) -> torch.Tensor:
         """Sentence embeddings ``[batch, hidden]``: the hidden states of encoder layer
@@ -115,7 +125,7 @@ class MultiTaskModel(nn.Module):
         if layer > layers:
             raise ValueError(f"retrieval_layer={layer}, but the encoder has {layers} layers; "
                              f"choose 1..{layers}, or 0 for the middle one")
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+        out = self.encoder(input_ids=input_ids, attention_mask=self._mask(attention_mask),
                            output_hidden_states=True)
         states = out.hidden_states[layer or max(1, layers // 2)].float()
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
@@ -137,8 +147,10 @@ def task_loss(fmt: str, logits: torch.Tensor, batch: Mapping[str, torch.Tensor])
         return (F.cross_entropy(start, batch["start_positions"])
                 + F.cross_entropy(end, batch["end_positions"])) / 2
     if fmt == "tagging":
-        labels = batch["labels"]
-        if not (labels != IGNORE_INDEX).any():  # no word in the batch survived truncation
-            return logits.sum() * 0.0
-        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+        # the mean over labelled positions, written so that a batch with none (every word
+        # truncated) gives 0, not NaN, without asking the device whether it has any
+        labels = batch["labels"].flatten()
+        total = F.cross_entropy(logits.flatten(0, 1), labels, ignore_index=IGNORE_INDEX,
+                                reduction="sum")
+        return total / (labels != IGNORE_INDEX).sum().clamp(min=1)
     return F.cross_entropy(logits, batch["labels"])

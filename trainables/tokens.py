@@ -28,6 +28,20 @@ def bucket_width(longest: int, bucket: int = BUCKET, cap: int | None = None) -> 
     return min(width, cap) if cap else width
 
 
+def rows_on(index: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A batch's row numbers on ``device``, copied without making the host wait.
+
+    A plain ``.to(device)`` from host memory synchronises the CUDA stream after the
+    copy: the host would wait for every step already queued, once per batch. From
+    pinned memory with ``non_blocking`` the copy is queued like a kernel, and PyTorch's
+    pinned-memory cache keeps the buffer until the copy has run.
+    """
+    rows = torch.as_tensor(index)
+    if device.type == "cuda":
+        rows = rows.pin_memory()
+    return rows.to(device, non_blocking=True)
+
+
 class TokenColumn:
     """Ragged int sequences: Arrow's list layout, movable to a device as a whole."""
 
