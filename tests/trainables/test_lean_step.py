@@ -175,3 +175,19 @@ def test_a_non_finite_loss_fails_at_the_flush_and_names_its_step(mirror, tokeniz
         assert steps("mnli", steps.batch(split, np.arange(4)), opt, sched, n, 100 + n) is None
     with pytest.raises(FloatingPointError, match="non-finite loss nan on task 'mnli' at step 103"):
         steps.flush()
+
+
+def test_the_encoder_traces_as_one_graph_with_the_lean_steps_mask(tokenizer):
+    """``compile: true`` (and CUDA graphs, which torch.compile's reduce-overhead mode
+    captures) pay off only when the encoder is one graph: no graph break in HF's code
+    for the mask xstilts passes, at a bucket's static shape."""
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_pretrained(resolve_checkpoint(EMBEDDED_TINY), add_pooling_layer=False,
+                                        attn_implementation=attention_implementation("lean"))
+    model = MultiTaskModel(encoder, [get_task("mnli")])
+    ids = torch.randint(5, tokenizer.vocab_size, (4, 2 * BUCKET))
+    mask = (torch.arange(2 * BUCKET) < torch.tensor([[9], [32], [17], [3]])).long()
+    explained = torch._dynamo.explain(model.encoder)(input_ids=ids,
+                                                      attention_mask=model._mask(mask))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
