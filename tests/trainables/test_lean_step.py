@@ -191,3 +191,19 @@ def test_the_encoder_traces_as_one_graph_with_the_lean_steps_mask(tokenizer):
     explained = torch._dynamo.explain(model.encoder)(input_ids=ids,
                                                       attention_mask=model._mask(mask))
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+
+
+def test_tagging_loss_is_the_mean_over_labelled_positions_and_zero_without_any():
+    from trainables.model import task_loss
+
+    logits = torch.randn(2, 5, 4, requires_grad=True)
+    labels = torch.full((2, 5), IGNORE_INDEX)
+    labels[0, 1], labels[0, 3], labels[1, 2] = 2, 0, 3
+    loss = task_loss("tagging", logits, {"labels": labels})
+    picked = torch.stack([logits[0, 1], logits[0, 3], logits[1, 2]])
+    expected = torch.nn.functional.cross_entropy(picked, torch.tensor([2, 0, 3]))
+    assert torch.allclose(loss, expected)
+    # every word cut by max_length: no loss and no gradient, rather than NaN
+    none = task_loss("tagging", logits, {"labels": torch.full((2, 5), IGNORE_INDEX)})
+    none.backward()
+    assert none.item() == 0.0 and torch.count_nonzero(logits.grad) == 0
