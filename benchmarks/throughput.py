@@ -14,7 +14,8 @@ warm-up:
   (b) xstilts     one trial's training loop as a trial runs it: ``MultiTaskModel``,
                   length-grouped ``Cursor``, ``TrainStep(lean=True)`` (device-side
                   batches in shape buckets, SDPA, fused AdamW and bf16 on CUDA,
-                  ``--compile``: torch.compile, its compile time shown separately);
+                  ``--compile [MODE]``: torch.compile, its compile time shown
+                  separately; ``reduce-overhead`` also captures CUDA graphs);
                   without Ray Train's start-up
   (c) packed      K such trials at once as Ray actors sharing the device (each holds
                   1/K of the GPU; on CPU each one core), aggregate over one common
@@ -108,7 +109,6 @@ def cpu_peak_flops() -> float:
 
 # -- (a) the HF Trainer baseline ----------------------------------------------------------------
 def hf_trainer(size: str, ids, labels, device: str, seconds: float, warmup: int) -> dict:
-    import datasets
     import torch
     from transformers import (PrinterCallback, Trainer, TrainerCallback, TrainingArguments,
                               XLMRobertaForSequenceClassification, default_data_collator)
@@ -118,9 +118,10 @@ def hf_trainer(size: str, ids, labels, device: str, seconds: float, warmup: int)
     torch.manual_seed(0)
     model = XLMRobertaForSequenceClassification(config)
     pad = config.pad_token_id
-    rows = {"input_ids": [x + [pad] * (MAX_LENGTH - len(x)) for x in ids],
-            "attention_mask": [[1] * len(x) + [0] * (MAX_LENGTH - len(x)) for x in ids],
-            "labels": labels.tolist()}
+    # a plain list of features (a torch map-style dataset): no `datasets` needed here
+    rows = [{"input_ids": x + [pad] * (MAX_LENGTH - len(x)),
+             "attention_mask": [1] * len(x) + [0] * (MAX_LENGTH - len(x)), "labels": int(y)}
+            for x, y in zip(ids, labels)]
     real: list[int] = []
 
     def collate(features):
@@ -145,7 +146,7 @@ def hf_trainer(size: str, ids, labels, device: str, seconds: float, warmup: int)
         per_device_train_batch_size=BATCH, max_steps=10**6, learning_rate=1e-5,
         bf16=device == "cuda", use_cpu=device == "cpu", save_strategy="no", report_to=[],
         logging_strategy="no", dataloader_num_workers=0, disable_tqdm=True, seed=0)
-    trainer = Trainer(model=model, args=args, train_dataset=datasets.Dataset.from_dict(rows),
+    trainer = Trainer(model=model, args=args, train_dataset=rows,
                       data_collator=collate, callbacks=[Clock()])
     trainer.remove_callback(PrinterCallback)  # its end-of-training line is not a figure here
     trainer.train()
@@ -160,7 +161,8 @@ class LeanTrial:
     ``seconds`` (from ``start_at``, a wall-clock time, when given: packed trials share
     one window)."""
 
-    def __init__(self, size: str, ids, labels, device: str, warmup: int, compile_: bool = False):
+    def __init__(self, size: str, ids, labels, device: str, warmup: int,
+                 compile_: str | None = None):
         import torch
         from transformers import AutoModel
 
@@ -180,7 +182,7 @@ class LeanTrial:
         task = get_task("mnli")
         model = MultiTaskModel(encoder, [task]).to(dev)
         if compile_:
-            model.encoder.compile(dynamic=False)  # one graph per shape bucket
+            model.encoder.compile(dynamic=False, mode=compile_)  # one graph per shape bucket
         self.split = Encoded(task, ids, labels, config.pad_token_id)
         cfg = TrialConfig(target="xnli", intermediate_tasks=("mnli",), batch_size=BATCH)
         self.cursor = Cursor("mnli", len(self.split), seed=0, global_batch=BATCH,
@@ -216,7 +218,7 @@ class LeanTrial:
 
 # -- (c) K trials packed on the device ------------------------------------------------------------
 def packed(size: str, ids, labels, device: str, seconds: float, warmup: int, k: int,
-           compile_: bool) -> dict:
+           compile_: str | None) -> dict:
     """K trials as Ray actors, each holding 1/K of the GPU (one CPU in CPU mode), measured
     over one common window: aggregate tokens / (last end − first start)."""
     import ray
@@ -258,7 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window per setup")
     parser.add_argument("--warmup", type=int, default=10, help="steps before the window")
     parser.add_argument("--examples", type=int, default=20000)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the encoder")
+    parser.add_argument("--compile", nargs="?", const="default", metavar="MODE",
+                        choices=("default", "reduce-overhead", "max-autotune"),
+                        help="torch.compile the encoder, in MODE (default: default; "
+                             "reduce-overhead adds CUDA graphs)")
     parser.add_argument("--peak-tflops", type=float, default=989.0,
                         help="device peak for MFU (CUDA; default H100 bf16 dense)")
     args = parser.parse_args(argv)
@@ -279,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
              f"{peak / 1e9:.1f} GFLOP/s" if args.cpu
              else f"{torch.cuda.get_device_name()}, peak {args.peak_tflops:.0f} TFLOP/s (bf16)")
     print(f"throughput: {where}; batch {BATCH}, {args.seconds:.0f} s per setup after "
-          f"{args.warmup} warm-up steps{', torch.compile' if args.compile else ''}")
+          f"{args.warmup} warm-up steps"
+          f"{f', torch.compile mode {args.compile}' if args.compile else ''}")
     for size, k in zip(sizes, ks):
         config = encoder_config(size)
         ids = synthetic_pairs(args.examples, config.vocab_size)
