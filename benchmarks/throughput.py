@@ -110,8 +110,14 @@ def cpu_peak_flops() -> float:
 # -- (a) the HF Trainer baseline ----------------------------------------------------------------
 def hf_trainer(size: str, ids, labels, device: str, seconds: float, warmup: int) -> dict:
     import torch
-    from transformers import (PrinterCallback, Trainer, TrainerCallback, TrainingArguments,
-                              XLMRobertaForSequenceClassification, default_data_collator)
+    from transformers import (
+        PrinterCallback,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+        XLMRobertaForSequenceClassification,
+        default_data_collator,
+    )
 
     config = encoder_config(size)
     config.num_labels = 3
