@@ -10,23 +10,17 @@ so two paddings of one batch draw different masks by design.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from spaces.config import TrialConfig
-from spaces.models import EMBEDDED_TINY
 from spaces.tasks import get_task
-from trainables.data import DATA_DIR_ENV, Cursor, load_rows
-from trainables.embedded import resolve_checkpoint
-from trainables.encoding import IGNORE_INDEX, encode
-from trainables.model import MultiTaskModel
-from trainables.step import TrainStep, attention_implementation, make_optimizer
+from trainables.data import Cursor
+from trainables.encoding import IGNORE_INDEX
+from trainables.step import TrainStep
 from trainables.tokens import BUCKET, TokenColumn, bucket_width
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xtreme"
 CPU = torch.device("cpu")
 #: largest |plain loss − lean loss| allowed at any step (fp32; measured 1.2e-5 here, on multiple
 #: choice: eager and SDPA attention round differently, and training carries it over the steps)
@@ -37,42 +31,12 @@ FORMATS = {"mnli": "classification", "hellaswag": "multiple_choice", "squad": "s
            "ccg": "tagging"}
 
 
-@pytest.fixture
-def mirror(monkeypatch):
-    monkeypatch.setenv(DATA_DIR_ENV, str(FIXTURES))
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(resolve_checkpoint(EMBEDDED_TINY))
-
-
-def _split(name: str, tokenizer):
-    from trainables.encoding import tag_vocabulary
-
-    task = get_task(name)
-    rows = load_rows(task, "train", task.train_language)
-    names = tag_vocabulary(task, rows) if task.format == "tagging" else None
-    return encode(task, rows, tokenizer, max_length=128, label_names=names)
-
-
-def _curve(step_kind: str, task_name: str, split, order: list[np.ndarray]) -> tuple[list[float], TrainStep]:
-    from transformers import AutoModel
-
-    encoder = AutoModel.from_pretrained(
-        resolve_checkpoint(EMBEDDED_TINY), add_pooling_layer=False,
-        attn_implementation=attention_implementation(step_kind),
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    task = get_task(task_name)
-    labels = {task_name: len(split.label_names)} if task.format == "tagging" else None
-    torch.manual_seed(0)
-    model = MultiTaskModel(encoder, [task], num_labels=labels)
-    cfg = TrialConfig(learning_rate=1e-3, warmup_ratio=0.1)
-    opt, sched = make_optimizer(list(model.parameters()), cfg, len(order), CPU)
+def _curve(trainable, step_kind: str, task_name: str, split, order: list[np.ndarray]
+           ) -> tuple[list[float], TrainStep]:
+    model, opt, sched = trainable(task_name, step_kind, split, CPU, total=len(order),
+                                  cfg=TrialConfig(learning_rate=1e-3, warmup_ratio=0.1),
+                                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     steps = TrainStep(model, model, CPU, lean=step_kind == "lean")
-    model.train()
     losses: list[float] = []
     for n, index in enumerate(order, 1):
         value = steps(task_name, steps.batch(split, index), opt, sched, n, n - 1)
@@ -85,13 +49,13 @@ def _curve(step_kind: str, task_name: str, split, order: list[np.ndarray]) -> tu
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
-def test_lean_step_loss_curve_matches_the_plain_step(name, mirror, tokenizer):
-    split = _split(name, tokenizer)
+def test_lean_step_loss_curve_matches_the_plain_step(name, train_split, trainable):
+    split = train_split(name)
     assert get_task(name).format == FORMATS[name]
     cursor = Cursor(name, len(split), seed=0, global_batch=4, lengths=split.lengths(), group=4)
     order = [cursor.next(0, 1) for _ in range(STEPS)]
-    plain, plain_steps = _curve("plain", name, split, order)
-    lean, lean_steps = _curve("lean", name, split, order)
+    plain, plain_steps = _curve(trainable, "plain", name, split, order)
+    lean, lean_steps = _curve(trainable, "lean", name, split, order)
     assert len(plain) == len(lean) == STEPS
     gap = max(abs(a - b) for a, b in zip(plain, lean))
     assert gap <= TOLERANCE, f"{name}: lean and plain losses differ by {gap:.2e}"
@@ -103,8 +67,8 @@ def test_lean_step_loss_curve_matches_the_plain_step(name, mirror, tokenizer):
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
-def test_device_batches_are_the_host_batches_padded_to_a_bucket(name, mirror, tokenizer):
-    split = _split(name, tokenizer)
+def test_device_batches_are_the_host_batches_padded_to_a_bucket(name, train_split):
+    split = train_split(name)
     index = np.arange(len(split))[::-1][:6].copy()
     host = split.batch(index)
     dev = split.device_batch(index, CPU)
@@ -161,14 +125,9 @@ def test_length_grouped_cursor_keeps_epochs_and_cuts_padding():
     assert not np.array_equal(grouped.next(0, 1), batches[0])
 
 
-def test_a_non_finite_loss_fails_at_the_flush_and_names_its_step(mirror, tokenizer):
-    split = _split("mnli", tokenizer)
-    from transformers import AutoModel
-
-    encoder = AutoModel.from_pretrained(resolve_checkpoint(EMBEDDED_TINY), add_pooling_layer=False,
-                                        attn_implementation="sdpa")
-    model = MultiTaskModel(encoder, [get_task("mnli")])
-    opt, sched = make_optimizer(list(model.parameters()), TrialConfig(), 10, CPU)
+def test_a_non_finite_loss_fails_at_the_flush_and_names_its_step(train_split, trainable):
+    split = train_split("mnli")
+    model, opt, sched = trainable("mnli", "lean", split, CPU, total=10)
     steps = TrainStep(model, model, CPU, lean=True,
                       corrupt=lambda loss, n: loss * float("nan") if n == 3 else loss)
     for n in range(1, 6):
@@ -177,15 +136,12 @@ def test_a_non_finite_loss_fails_at_the_flush_and_names_its_step(mirror, tokeniz
         steps.flush()
 
 
-def test_the_encoder_traces_as_one_graph_with_the_lean_steps_mask(tokenizer):
+def test_the_encoder_traces_as_one_graph_with_the_lean_steps_mask(train_split, trainable,
+                                                                   tokenizer):
     """``compile: true`` (and CUDA graphs, which torch.compile's reduce-overhead mode
     captures) pay off only when the encoder is one graph: no graph break in HF's code
     for the mask xstilts passes, at a bucket's static shape."""
-    from transformers import AutoModel
-
-    encoder = AutoModel.from_pretrained(resolve_checkpoint(EMBEDDED_TINY), add_pooling_layer=False,
-                                        attn_implementation=attention_implementation("lean"))
-    model = MultiTaskModel(encoder, [get_task("mnli")])
+    model, _, _ = trainable("mnli", "lean", train_split("mnli"), CPU, total=1)
     ids = torch.randint(5, tokenizer.vocab_size, (4, 2 * BUCKET))
     mask = (torch.arange(2 * BUCKET) < torch.tensor([[9], [32], [17], [3]])).long()
     explained = torch._dynamo.explain(model.encoder)(input_ids=ids,

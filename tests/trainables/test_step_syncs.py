@@ -14,22 +14,15 @@ from __future__ import annotations
 
 import os
 import traceback
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from spaces.config import TrialConfig
-from spaces.models import EMBEDDED_TINY
-from spaces.tasks import get_task
-from trainables.data import DATA_DIR_ENV, Cursor
-from trainables.embedded import resolve_checkpoint
-from trainables.model import MultiTaskModel
-from trainables.step import TrainStep, attention_implementation, make_optimizer
+from trainables.data import Cursor
+from trainables.step import TrainStep
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xtreme"
 DEVICE = torch.device("meta")
 #: one task per trainable format
 TASKS = ("mnli", "hellaswag", "squad", "ccg")
@@ -75,44 +68,29 @@ def _caller() -> str:
     return "?"
 
 
-def _steps(name: str, kind: str, tokenizer):
-    """A trainable model of ``name``'s format on ``DEVICE``, its optimizer, step and data."""
-    from transformers import AutoModel
+@pytest.fixture
+def steps_of(train_split, trainable):
+    """``steps_of(name, kind)``: a ``kind`` step of ``name``'s format on ``DEVICE`` and a
+    function that runs its step ``n`` on the next batch."""
 
-    from tests.trainables.test_lean_step import _split
+    def build(name: str, kind: str):
+        split = train_split(name)
+        model, opt, sched = trainable(name, kind, split, DEVICE, total=100)
+        steps = TrainStep(model, model, DEVICE, lean=kind == "lean")
+        cursor = Cursor(name, len(split), seed=0, global_batch=4, lengths=split.lengths(),
+                        group=4)
 
-    split = _split(name, tokenizer)
-    encoder = AutoModel.from_pretrained(resolve_checkpoint(EMBEDDED_TINY), add_pooling_layer=False,
-                                        attn_implementation=attention_implementation(kind))
-    task = get_task(name)
-    labels = {name: len(split.label_names)} if task.format == "tagging" else None
-    model = MultiTaskModel(encoder, [task], num_labels=labels).to(DEVICE)
-    opt, sched = make_optimizer(list(model.parameters()), TrialConfig(), 100, DEVICE)
-    steps = TrainStep(model, model, DEVICE, lean=kind == "lean")
-    cursor = Cursor(name, len(split), seed=0, global_batch=4, lengths=split.lengths(), group=4)
-    model.train()
+        def step(n: int):
+            return steps(name, steps.batch(split, cursor.next(0, 1)), opt, sched, n, n)
 
-    def step(n: int):
-        return steps(name, steps.batch(split, cursor.next(0, 1)), opt, sched, n, n)
+        return steps, step
 
-    return steps, step
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(resolve_checkpoint(EMBEDDED_TINY))
-
-
-@pytest.fixture(autouse=True)
-def mirror(monkeypatch):
-    monkeypatch.setenv(DATA_DIR_ENV, str(FIXTURES))
+    return build
 
 
 @pytest.mark.parametrize("name", TASKS)
-def test_lean_steps_queue_without_waiting_for_the_device(name, tokenizer):
-    steps, step = _steps(name, "lean", tokenizer)
+def test_lean_steps_queue_without_waiting_for_the_device(name, steps_of):
+    steps, step = steps_of(name, "lean")
     with DeviceWaits():  # reads raise; its copies are the split's columns, once a trial
         step(1)
     with DeviceWaits() as mode:
@@ -122,13 +100,13 @@ def test_lean_steps_queue_without_waiting_for_the_device(name, tokenizer):
     assert len(steps._pending) == 5  # the losses are still on the device, for the flush
 
 
-def test_the_plain_step_and_a_flush_are_seen_waiting(tokenizer):
+def test_the_plain_step_and_a_flush_are_seen_waiting(steps_of):
     """The detector above catches waits: the plain step reads each loss back, the lean
     step's flush reads its totals, and a copy to the device without non_blocking."""
-    _, step = _steps("mnli", "plain", tokenizer)
+    _, step = steps_of("mnli", "plain")
     with DeviceWaits(), pytest.raises(DeviceWait, match=r"\(\) of a device tensor at \w+\.py:\d+"):
         step(1)
-    steps, step = _steps("mnli", "lean", tokenizer)
+    steps, step = steps_of("mnli", "lean")
     step(1)
     with DeviceWaits(), pytest.raises(DeviceWait, match=r"item\(\) of a device tensor at step\.py"):
         steps.flush()

@@ -38,24 +38,6 @@ def _files(task: str):
             yield ours, lang, [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    from transformers import AutoTokenizer
-
-    from trainables.embedded import resolve_checkpoint
-
-    return AutoTokenizer.from_pretrained(resolve_checkpoint("embedded:tiny"))
-
-
-@pytest.fixture
-def mirror(monkeypatch):
-    import datasets
-
-    datasets.disable_progress_bars()
-    monkeypatch.setenv("XSTILTS_DATA_DIR", str(FIXTURES))
-    return FIXTURES
-
-
 def test_fixtures_cover_the_papers_18_tasks():
     real = [n for n in task_names() if not n.startswith("demo-")]
     assert TASKS == real and len(TASKS) == 18

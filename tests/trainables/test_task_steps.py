@@ -5,7 +5,6 @@ and is scored with the tiny model, through the same loading and scoring a trial 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,14 +12,13 @@ import torch
 from spaces.config import TrialConfig
 from spaces.models import EMBEDDED_TINY
 from spaces.tasks import PAPER_INTERMEDIATE, get_task
-from trainables.data import DATA_DIR_ENV, load_rows
+from trainables.data import load_rows
 from trainables.encoding import encode
 from trainables.embedded import resolve_checkpoint
 from trainables.evaluation import METRIC_KEYS, evaluate, score_split
 from trainables.model import MultiTaskModel, task_loss
 from trainables.trial_data import load_trial_data
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xtreme"
 #: target -> the languages its fixture has (for retrieval: paired with English)
 TARGET_LANGUAGES = {
     "xnli": ("en", "ar", "de"), "pawsx": ("en", "de", "ja"), "udpos": ("en", "de", "ru"),
@@ -29,11 +27,6 @@ TARGET_LANGUAGES = {
 }
 CPU = torch.device("cpu")
 SMALL = dict(max_length=128, batch_size=4, learning_rate=1e-3, seed=0)
-
-
-@pytest.fixture
-def mirror(monkeypatch):
-    monkeypatch.setenv(DATA_DIR_ENV, str(FIXTURES))
 
 
 @pytest.fixture(scope="module")
