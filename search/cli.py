@@ -71,6 +71,19 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("-k", type=int, default=5, help="rows of the final best-configs table")
     rs.set_defaults(func=_cmd_resume)
 
+    pr = sub.add_parser("prepare", help="fill this node's model, dataset and token caches",
+                        description="Download every model and dataset a sweep of PRESET can "
+                                    "use and tokenize every split its trials read, once, into "
+                                    "the node's caches (HF_HOME, $XSTILTS_CACHE/tokens): "
+                                    "trials then run offline (HF_HUB_OFFLINE=1, "
+                                    "HF_DATASETS_OFFLINE=1).")
+    pr.add_argument("preset", help=f"a shipped preset ({', '.join(preset_names())}) or a YAML file")
+    pr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="the trial-config keys the sweep will set (max_length, target, "
+                         "eval_languages, ...), or search.space.KEY=VALUE")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr.set_defaults(func=_cmd_prepare)
+
     tk = sub.add_parser("tasks", help="list the task registry",
                         description="The tasks trials can use: name, role, format, data source, "
                                     "languages (the training language first) and metric.")
@@ -89,15 +102,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _split_overrides(overrides: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+    """``--set`` items: the trial config's, and the sweep's (``search.KEY=VALUE``) parsed."""
     import yaml
 
-    from search.sweep import SweepPlan
-
-    preset = load_preset(args.preset)
-    trial_sets = [o for o in args.overrides if not o.startswith("search.")]
+    trial_sets = [o for o in overrides if not o.startswith("search.")]
     sweep_changes: dict[str, Any] = {}
-    for item in args.overrides:
+    for item in overrides:
         if item.startswith("search."):
             key, sep, raw = item[len("search."):].partition("=")
             if not sep:
@@ -112,6 +123,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 sweep_changes["space"] = space
             else:
                 sweep_changes[key] = value
+    return trial_sets, sweep_changes
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from search.prepare import prepare
+
+    preset = load_preset(args.preset)
+    trial_sets, sweep_changes = _split_overrides(args.overrides)
+    sweep = preset.sweep_config(trial_sets, **sweep_changes)
+    from trainables.data import DataUnavailableError
+    from trainables.retry import FetchError
+
+    try:
+        done = prepare(preset.trial_config(trial_sets), sweep, progress=not args.quiet)
+    except (DataUnavailableError, FetchError, OSError) as exc:
+        raise UsageError(f"could not prepare {preset.name}: {exc}") from None
+    print(f"xstilts: prepared {preset.name}: models {', '.join(done.models)}; {done.splits} "
+          f"splits in the token cache ({done.cache_bytes / 2**20:.1f} MiB on disk) in "
+          f"{done.seconds:.1f} s", flush=True)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from search.sweep import SweepPlan
+
+    preset = load_preset(args.preset)
+    trial_sets, sweep_changes = _split_overrides(args.overrides)
     if args.trials is not None:
         sweep_changes["trials"] = args.trials
     plan = SweepPlan(storage=_storage_path(args.storage), name=args.name or preset.name,

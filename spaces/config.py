@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from spaces.models import MODEL_SIZES, gpu_share, train_memory_gib
+from spaces.models import MODEL_SIZES, Shape, gpu_share, largest_batch, train_memory_gib
 from spaces.tasks import get_task, task_names
 
 MIXING_FAMILIES: tuple[str, ...] = ("softmax", "proportional", "temperature")
@@ -323,31 +323,70 @@ def _packing_problems(c: TrialConfig) -> Iterable[str]:
                "one of the cluster's GPUs in GiB (e.g. 79 for an 80 GB H100), or 0 to check "
                "at trial start")
     elif (c.use_gpu and c.gpu_memory_gib > 0 and not bad_share and c.model_size in MODEL_SIZES
-          and c.batch_size >= 1 and c.max_length >= 8 and c.num_workers >= 1):
-        problem = packing_problem(c, c.model_size, c.batch_size,
-                                  choices_per_example([c.target, *c.intermediate_tasks]))
+          and c.batch_size >= 1 and c.max_length >= 8 and c.num_workers >= 1
+          and c.train_step in TRAIN_STEPS and c.target in task_names("target")):
+        problem = packing_problem(c, c.model_size, c.batch_size)
         if problem:
             yield problem
 
 
-def choices_per_example(tasks: Iterable[str]) -> int:
-    """Sequences one example of these tasks can make: a multiple-choice task's number of
-    choices (the most among them), else 1. Unknown names count as 1."""
+def batch_shapes(c: TrialConfig, intermediate_tasks: Iterable[str] | None = None
+                 ) -> dict[str, Shape]:
+    """The worst-case batch shape of every task a trial of ``c`` trains on, for when its
+    data is not at hand: task -> (sequences per example, ``c.max_length``), sequences being
+    a multiple-choice task's own number of choices and 1 for every other format.
+
+    The tasks are the target (trained on its ``train_task`` where it has one: XQuAD and
+    MLQA on SQuAD; a retrieval target trains nothing) and, when ``intermediate_steps`` > 0,
+    the intermediate tasks: ``intermediate_tasks`` when given (the tasks a sweep's space
+    may draw), else ``c.intermediate_tasks``. Unknown names are left out.
+    """
     known = set(task_names())
-    return max([len(get_task(t).labels) for t in tasks
-                if t in known and get_task(t).format == "multiple_choice"], default=1)
+    shapes: dict[str, Shape] = {}
+    if c.intermediate_steps > 0 or intermediate_tasks is not None:
+        for name in c.intermediate_tasks if intermediate_tasks is None else intermediate_tasks:
+            if name in known:
+                shapes[name] = (_sequences(name), c.max_length)
+    if c.target in known:
+        target = get_task(c.target)
+        if target.format != "retrieval":
+            shapes[c.target] = (_sequences(target.train_task or c.target), c.max_length)
+    return shapes
 
 
-def packing_problem(c: TrialConfig, size: str, batch_size: int, choices: int) -> str | None:
+def _sequences(name: str) -> int:
+    task = get_task(name)
+    return len(task.labels) if task.format == "multiple_choice" else 1
+
+
+def packing_problem(c: TrialConfig, size: str, batch_size: int,
+                    shapes: Mapping[str, Shape] | int | None = None) -> str | None:
     """Why a worker of model ``size`` at ``batch_size`` (the trial's, split among
-    ``c.num_workers``) does not fit its GPU share of a ``c.gpu_memory_gib`` GPU, or None."""
+    ``c.num_workers``) does not fit its GPU share of a ``c.gpu_memory_gib`` GPU, or None.
+
+    ``shapes``: task -> (sequences per example, longest sequence); None: the worst case of
+    ``c``'s own tasks (``batch_shapes(c)``); an int n: one task of n sequences per example
+    at ``c.max_length``. Attention is fused for the ``lean`` step, eager for ``plain``.
+    """
+    if shapes is None:
+        shapes = batch_shapes(c)
+    elif isinstance(shapes, int):
+        shapes = {"": (shapes, c.max_length)}
+    fused = c.train_step == "lean"
     worker_batch = -(-batch_size // c.num_workers)
-    need = train_memory_gib(size, worker_batch, c.max_length, choices)
+    need = train_memory_gib(size, worker_batch, shapes, fused_attention=fused)
     share = gpu_share(c, size)
     if share * c.gpu_memory_gib >= need:
         return None
-    setting = (f"model_size={size!r} at batch_size={batch_size}, max_length={c.max_length}"
-               + (f", {choices} choices per example" if choices > 1 else ""))
+    setting = f"model_size={size!r} at batch_size={batch_size}, max_length={c.max_length}"
+    task = largest_batch(size, worker_batch, shapes, fused_attention=fused)
+    if task is not None:
+        sequences, width = shapes[task]
+        whose = f"{task}'s " if task else ""
+        if sequences > 1:
+            setting += f", {whose}{sequences} choices per example"
+        if width != c.max_length:
+            setting += f", {whose}sequences of up to {width} tokens"
     if need > c.gpu_memory_gib:
         fix = "lower batch_size or max_length (or raise num_workers)"
     else:

@@ -55,30 +55,68 @@ def get_model_size(name: str) -> ModelSize:
         ) from None
 
 
-def train_memory_gib(size_name: str, batch_size: int, max_length: int, choices: int = 1) -> float:
+#: a batch shape of one task: (sequences per example, longest sequence in tokens); a
+#: classification, tagging or span-QA example is one sequence, a multiple-choice example
+#: one per choice
+Shape = tuple[int, int]
+
+
+def train_memory_gib(size_name: str, worker_batch: int, shapes: Mapping[str, Shape], *,
+                     fused_attention: bool) -> float:
     """An estimate of one training worker's peak GPU memory, in GiB.
 
-    ``batch_size`` is the worker's batch (the trial's divided among its workers); a
-    multiple-choice example is ``choices`` sequences. With P parameters, L layers, hidden
-    size h, a heads, sequence length s = ``max_length`` and t = batch × s × choices tokens
-    per step::
+    ``worker_batch`` is the worker's batch (the trial's divided among its workers);
+    ``shapes`` gives, per task the worker trains on, its batch shape: (sequences per
+    example, the width s a batch is padded to, in tokens). A batch holds one task (the
+    mixing sampler draws a task per batch), so the activations are those of the task whose
+    batch is largest, not the largest width times the most choices of any task. With P
+    parameters, L layers, hidden size h, a heads, and t = worker_batch × sequences × s
+    tokens in a batch of a task::
 
-        memory = 16·P                      fp32 weights, gradients, AdamW's two moments
-               + L · t · (34·h + 5·a·s)    activations kept for the backward pass
-               + 0.75 GiB                  CUDA context and workspaces
+        memory = 16·P                                fp32 weights, gradients, AdamW's moments
+               + max over tasks L · t · (34·h + A)   activations kept for the backward pass
+               + 0.75 GiB                            CUDA context and workspaces
 
-    The activation term is Korthikanti et al. 2022 ("Reducing Activation Recomputation in
-    Large Transformer Models", eq. 1, no parallelism): per layer and token, 34·h bytes for
-    the 16-bit inputs of the matmuls, layer norms, GELU and dropout masks, plus 5·a·s for
-    the attention scores, softmax and its dropout mask, under bf16 autocast. Fused
-    attention (SDPA, the ``lean`` step) keeps no scores, so this errs on the safe side;
-    every batch is taken at full length, the worst case of length grouping.
+    with A = 5·a·s for eager attention (``fused_attention=False``, the ``plain`` step) and
+    A = 0 for fused attention (PyTorch SDPA, the ``lean`` step). The activation term is
+    Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large Transformer
+    Models", eq. 1, no parallelism): per layer and token, 34·h bytes for the 16-bit inputs
+    of the matmuls, layer norms, GELU and dropout masks under bf16 autocast, plus 5·a·s
+    for the attention scores, their softmax and its dropout mask, which flash and
+    memory-efficient attention never store (they recompute them in the backward).
+
+    Not counted (each well under a GiB at the paper's scale): the bf16 copies of the
+    weights autocast keeps for the backward (2 bytes per non-embedding parameter: 0.16 GiB
+    base, 0.57 GiB large) and the training splits the ``lean`` step keeps on the device
+    (int32 ids: about 0.45 GiB for the paper's nine intermediate tasks and MNLI). They
+    fit in what the worst case leaves (``spaces.config.batch_shapes``: every batch of every
+    task at ``max_length``) and inside the allocator cap, which is the share, not this.
     """
     size = get_model_size(size_name)
-    tokens = batch_size * max_length * choices
     states = STATE_BYTES_PER_PARAM * size.params_millions * 1e6
-    activations = size.layers * tokens * (34 * size.hidden + 5 * size.heads * max_length)
+    activations = max((activation_bytes(size, worker_batch, shape,
+                                        fused_attention=fused_attention)
+                       for shape in shapes.values()), default=0)
     return (states + activations) / GIB + CUDA_OVERHEAD_GIB
+
+
+def activation_bytes(size: ModelSize, worker_batch: int, shape: Shape, *,
+                     fused_attention: bool) -> int:
+    """Bytes of activations one batch of ``shape`` keeps for its backward pass (the
+    activation term of ``train_memory_gib``)."""
+    sequences, width = shape
+    tokens = worker_batch * sequences * width
+    attention = 0 if fused_attention else 5 * size.heads * width
+    return size.layers * tokens * (34 * size.hidden + attention)
+
+
+def largest_batch(size_name: str, worker_batch: int, shapes: Mapping[str, Shape], *,
+                  fused_attention: bool) -> str | None:
+    """The task whose batch needs the most activation memory (the one that sets
+    ``train_memory_gib``; the first listed among equals), or None without tasks."""
+    size = get_model_size(size_name)
+    return max(shapes, default=None, key=lambda task: activation_bytes(
+        size, worker_batch, shapes[task], fused_attention=fused_attention))
 
 
 class _HasShares(Protocol):

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from spaces.config import ConfigError, TrialConfig, choices_per_example, packing_problem
+from spaces.config import ConfigError, TrialConfig, batch_shapes, packing_problem
 from spaces.models import gpu_share
 from spaces.space import SpaceSpec
 
@@ -108,12 +108,12 @@ def packing_problems(base: TrialConfig, sweep: SweepConfig) -> list[str]:
     """Model sizes of the space that would not fit their GPU share at the space's largest
     batch size (``base.gpu_memory_gib`` known, GPUs used): a sweep is refused before
     launch rather than OOM in some trials. Multiple-choice tasks the space may include
-    count with their choices."""
+    count with their own choices (``batch_shapes``: each task's worst case)."""
     if not base.use_gpu or base.gpu_memory_gib <= 0:
         return []
     space = sweep.space
-    choices = choices_per_example([base.target, *space.tasks])
-    problems = [packing_problem(base, size, max(space.batch_size), choices)
+    shapes = batch_shapes(base, space.tasks)
+    problems = [packing_problem(base, size, max(space.batch_size), shapes)
                 for size in space.model_sizes]
     return [f"search.space: {p}" for p in problems if p]
 

@@ -65,9 +65,12 @@ class TaskSource:
 
     ``kind="hf"``: ``datasets.load_dataset(path, config)``; ``config`` and the
     split names may hold ``{lang}`` for per-language configs (XNLI, PAWS-X).
-    ``kind="files"``: local JSONL/Parquet files, ``path`` a template such as
-    ``/data/ccg/{split}.{lang}.jsonl``. ``kind="demo"``: files of the embedded
-    demo suite, built on first use; ``path`` is the task's folder in it.
+    ``kind="files"``: JSONL/Parquet files, ``path`` a template such as
+    ``/data/ccg/{split}.{lang}.jsonl`` (absolute, on a disk every node mounts: a
+    trial's working directory is its own) or a storage URI such as
+    ``s3://bucket/ccg/{split}.{lang}.jsonl`` (any ``pyarrow.fs`` URI, read on each
+    node with the credentials of its environment). ``kind="demo"``: files of the
+    embedded demo suite, built on first use; ``path`` is the task's folder in it.
     """
 
     kind: SourceKind

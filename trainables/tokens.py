@@ -11,6 +11,7 @@ which CUDA graphs and ``torch.compile`` can reuse.
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -43,27 +44,51 @@ def rows_on(index: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 class TokenColumn:
-    """Ragged int sequences: Arrow's list layout, movable to a device as a whole."""
+    """Ragged int sequences in Arrow's list layout: one flat int32 buffer and one offset
+    per row, movable to a device as a whole.
 
-    def __init__(self, rows: Sequence[Sequence[int]] | pa.ListArray, fill: int = 0):
-        array = rows if isinstance(rows, pa.Array) else pa.array(rows, type=pa.list_(pa.int32()))
-        self.array: pa.ListArray = array
+    Built from a ``pyarrow`` list array (a memory-mapped token cache: no copy is made, so
+    trials that map the same file share its pages) or from Python lists (tests, small
+    splits). ``column[i]`` is row i as a NumPy view; ``lengths`` the tokens of each row.
+    """
+
+    def __init__(self, rows: Sequence[Sequence[int]] | pa.ListArray | pa.ChunkedArray,
+                 fill: int = 0):
+        if isinstance(rows, pa.ChunkedArray):
+            rows = rows.combine_chunks()  # one chunk when read from the cache: no copy
+        if not isinstance(rows, pa.Array):
+            rows = pa.array([list(r) for r in rows], type=pa.list_(pa.int32()))
+        if rows.type.value_type != pa.int32():
+            rows = rows.cast(pa.list_(pa.int32()))
+        self.array: pa.ListArray = rows
         self.fill = fill
-        offsets = array.offsets.to_numpy().astype(np.int64)
-        self.lengths = np.diff(offsets)
-        values = array.values.to_numpy(zero_copy_only=False).astype(np.int64)
-        self._host = (torch.from_numpy(values), torch.from_numpy(offsets[:-1].copy()),
-                      torch.from_numpy(self.lengths.copy()))
+        # offsets index ``rows.values`` (the whole child buffer, also for a sliced array)
+        self.offsets = rows.offsets.to_numpy(zero_copy_only=False)
+        self.values = rows.values.to_numpy(zero_copy_only=False) if len(rows.values) else \
+            np.zeros(0, dtype=np.int32)
+        self.lengths = np.diff(self.offsets).astype(np.int64)
         self._on: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.values[self.offsets[i]:self.offsets[i + 1]]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
     def on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(values, starts, lengths) on ``device``, copied there on first use."""
+        """(values, starts, lengths) on ``device``, copied there on first use (on the CPU the
+        values stay the memory-mapped buffer itself)."""
         key = str(device)
         if key not in self._on:
-            self._on[key] = tuple(t.to(device) for t in self._host)  # type: ignore[assignment]
+            with warnings.catch_warnings():  # read-only memory map: torch never writes to it
+                warnings.simplefilter("ignore", UserWarning)
+                values = torch.from_numpy(self.values)
+            host = (values, torch.from_numpy(self.offsets[:-1].astype(np.int64)),
+                    torch.from_numpy(self.lengths))
+            self._on[key] = tuple(t.to(device) for t in host)  # type: ignore[assignment]
         return self._on[key]
 
     def gather(self, rows: torch.Tensor, width: int, device: torch.device
@@ -77,7 +102,8 @@ class TokenColumn:
         n = lengths[rows].unsqueeze(1)
         mask = pos < n
         flat = (starts[rows].unsqueeze(1) + pos).clamp_(max=max(len(values) - 1, 0))
-        out = torch.where(mask, values[flat], torch.full_like(flat, self.fill))
+        picked = values[flat].long() if len(values) else torch.zeros_like(flat)
+        out = torch.where(mask, picked, torch.full_like(flat, self.fill))
         return out, mask.long()
 
     def longest(self, rows: np.ndarray) -> int:

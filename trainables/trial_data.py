@@ -1,9 +1,10 @@
-"""Everything a trial reads, loaded and encoded once: intermediate and target
-training sets, the evaluation sets of every language, the English dev set that
-fits the temperature, and the tag vocabularies its heads need.
+"""Everything a trial reads: intermediate and target training sets, the evaluation
+sets of every language, the English dev set that fits the temperature, and the tag
+vocabularies its heads need, each from the node's token cache
+(``trainables.token_cache``: encoded once per node, memory-mapped by every trial).
 
 Plain functions of a ``TrialConfig`` and a tokenizer (no Ray), so tests load
-exactly what a trial loads.
+exactly what a trial loads, and ``xstilts prepare`` fills the cache with it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass, field
 
 from spaces.config import TrialConfig
 from spaces.tasks import TaskSpec, get_task
-from trainables.data import load_rows
-from trainables.encoding import EncodedSplit, encode, tag_vocabulary
+from trainables.encoding import EncodedSplit, EncodedTags
+from trainables.token_cache import encoded_split
 
 
 @dataclass
@@ -33,6 +34,14 @@ class TrialData:
     def num_labels(self) -> dict[str, int]:
         return {n: len(v) for n, v in self.tag_names.items()}
 
+    def batch_shapes(self) -> dict[str, tuple[int, int]]:
+        """Per training head: (sequences per example, tokens of its longest sequence) —
+        the widest batch each task can make, which sizes the trial's GPU memory."""
+        splits = {**self.inter_train,
+                  **({self.target.name: self.target_train} if self.target_train else {})}
+        return {name: (getattr(split, "choices", 1), split.longest())
+                for name, split in splits.items()}
+
 
 def eval_split(task: TaskSpec, wanted: str) -> str:
     """``wanted``, or the task's other evaluation split where it lacks it (XQuAD,
@@ -42,38 +51,78 @@ def eval_split(task: TaskSpec, wanted: str) -> str:
     return next(s for s in ("test", "dev") if s in task.source.splits)
 
 
-def load_trial_data(cfg: TrialConfig, tokenizer, *, scoring: bool = True) -> TrialData:
-    """The data of one trial; ``scoring=False`` (ranks other than 0) skips evaluation sets."""
+@dataclass(frozen=True)
+class SplitRequest:
+    """One encoded split a trial reads, and where it goes in ``TrialData``."""
+
+    #: ``inter_train``, ``target_train``, ``eval`` or ``en_dev``
+    role: str
+    task: str
+    split: str
+    language: str
+    limit: int
+    #: the head whose tag names a tagging split takes
+    head: str
+    #: whether scoring reads it (span-QA offsets, gold tags per word are kept)
+    evaluation: bool
+
+
+def trial_splits(cfg: TrialConfig, *, scoring: bool = True) -> list[SplitRequest]:
+    """Every split a trial of ``cfg`` reads, in load order (training splits first: a
+    tagging head's names come with its training split); ``xstilts prepare`` walks it."""
     target = get_task(cfg.target)
     inters = [get_task(t) for t in cfg.intermediate_tasks] if cfg.intermediate_steps else []
     trains_target = target.format != "retrieval"  # retrieval scores the encoder as it is
     # XQuAD and MLQA train on SQuAD, under their own head
     source = get_task(target.train_task) if target.train_task else target
-    tag_names = {t.name: tag_vocabulary(t, load_rows(t, "train", t.train_language))
-                 for t in inters + [target] if t.format == "tagging"}
-
-    def load(task: TaskSpec, split: str, lang: str, limit: int, head: str | None = None):
-        return encode(task, load_rows(task, split, lang), tokenizer, max_length=cfg.max_length,
-                      limit=limit, max_query_length=min(64, cfg.max_length // 4),
-                      label_names=tag_names.get(head or task.name))
-
-    data = TrialData(
-        target=target,
-        inter_train={t.name: load(t, "train", t.train_language, cfg.max_train_examples)
-                     for t in inters},
-        target_train=load(source, "train", target.train_language, cfg.max_train_examples,
-                          head=target.name) if trains_target else None,
-        tag_names=tag_names)
+    out = [SplitRequest("inter_train", t.name, "train", t.train_language, cfg.max_train_examples,
+                        t.name, False) for t in inters]
+    if trains_target:
+        out.append(SplitRequest("target_train", source.name, "train", target.train_language,
+                                cfg.max_train_examples, target.name, False))
     if not scoring:
-        return data
+        return out
     split = eval_split(target, cfg.eval_split)
     en = target.train_language
     languages = [lang for lang in cfg.eval_languages or target.languages
                  if trains_target or lang != en]  # retrieval pairs each language with English
-    data.eval_sets = {lang: load(target, split, lang, cfg.max_eval_examples) for lang in languages}
+    out += [SplitRequest("eval", target.name, split, lang, cfg.max_eval_examples, target.name,
+                         True) for lang in languages]
     if trains_target:  # English dev fits the temperature (and is scored when it is eval's split)
         dev_task, dev_split = (source, "dev") if "dev" in source.source.splits else (target, split)
-        same = (dev_task, dev_split) == (target, split) and en in data.eval_sets
-        data.en_dev = data.eval_sets[en] if same else \
-            load(dev_task, dev_split, en, cfg.max_eval_examples, head=target.name)
+        if not ((dev_task, dev_split) == (target, split) and en in languages):
+            out.append(SplitRequest("en_dev", dev_task.name, dev_split, en, cfg.max_eval_examples,
+                                    target.name, True))
+    return out
+
+
+def load_split(request: SplitRequest, cfg: TrialConfig, tokenizer,
+               tag_names: dict[str, tuple[str, ...]]) -> EncodedSplit:
+    """One requested split from the token cache (built there on a miss); a tagging
+    split's names go into ``tag_names`` for the splits of its head that follow."""
+    encoded = encoded_split(get_task(request.task), request.split, request.language, tokenizer,
+                            max_length=cfg.max_length, limit=request.limit,
+                            max_query_length=min(64, cfg.max_length // 4),
+                            label_names=tag_names.get(request.head),
+                            evaluation=request.evaluation)
+    if isinstance(encoded, EncodedTags):  # CCG's tag names come with its training split
+        tag_names.setdefault(request.head, encoded.label_names)
+    return encoded
+
+
+def load_trial_data(cfg: TrialConfig, tokenizer, *, scoring: bool = True) -> TrialData:
+    """The data of one trial; ``scoring=False`` (ranks other than 0) skips evaluation sets."""
+    data = TrialData(target=get_task(cfg.target), inter_train={}, target_train=None)
+    for request in trial_splits(cfg, scoring=scoring):
+        encoded = load_split(request, cfg, tokenizer, data.tag_names)
+        if request.role == "inter_train":
+            data.inter_train[request.task] = encoded
+        elif request.role == "target_train":
+            data.target_train = encoded
+        elif request.role == "eval":
+            data.eval_sets[request.language] = encoded
+        else:
+            data.en_dev = encoded
+    if data.en_dev is None and data.target_train is not None and scoring:
+        data.en_dev = data.eval_sets[data.target.train_language]  # English dev is eval's split
     return data

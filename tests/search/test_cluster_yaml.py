@@ -22,6 +22,9 @@ from spaces.models import MODEL_SIZES
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_YAML = ROOT / "cluster.yaml"
 SIZE_LABEL = "xstilts/model-size"
+#: the node label that gives a GPU type's memory in GiB (as torch reports it, rounded down)
+GPU_MEMORY_LABEL = "xstilts/gpu-memory-gib"
+PAPER_PRESETS = ("paper-base", "paper-large")
 NODES = "available_node_types"
 #: what must never be written in the file: AWS key ids, secrets, inline tokens, PEM keys
 CREDENTIALS = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b|-----BEGIN [A-Z ]*PRIVATE KEY-----"
@@ -122,6 +125,58 @@ def test_gpu_types_are_sized_by_the_resource_model(raw):
         assert 0 <= node_type["min_workers"] <= node_type["max_workers"] <= raw["max_workers"]
         assert node_type["node_config"]["IamInstanceProfile"], f"{name}: no role for S3"
     assert {"base", "large"} <= set(sizes)
+
+
+def _node_type_of(raw, size: str) -> tuple[str, float]:
+    """The worker type labelled with model ``size`` and its GPU memory label, in GiB."""
+    (name,) = [name for name, t in workers(raw).items() if t["labels"][SIZE_LABEL] == size]
+    return name, float(raw[NODES][name]["labels"][GPU_MEMORY_LABEL])
+
+
+@pytest.mark.parametrize("preset", PAPER_PRESETS)
+def test_every_trial_of_a_paper_preset_fits_the_gpu_of_its_node_type(raw, preset):
+    """Each model size of the preset's space, at each batch size of its space (for every
+    target's recipe), fits the GPU memory label of the node type labelled with that size,
+    at the preset's packing, with the worst-case batch shapes of the space's tasks: what
+    `xstilts run PRESET --set gpu_memory_gib=GIB` checks before launch."""
+    from spaces.config import ConfigError, batch_shapes, packing_problem
+    from spaces.models import gpu_share
+    from spaces.presets import load_preset
+    from spaces.sweep import packing_problems
+
+    p = load_preset(preset)
+    for target in (p.trial_config().target, *p.targets):
+        overrides = [f"target={target}"]
+        base, sweep = p.trial_config(overrides), p.sweep_config(overrides)
+        assert base.use_gpu and base.train_step == "lean", preset
+        for size in sweep.space.model_sizes:
+            node_type, gib = _node_type_of(raw, size)
+            cfg = base.replace(gpu_memory_gib=gib)  # the trial config itself is checked here
+            assert packing_problems(cfg, sweep) == [], (preset, target, node_type)
+            shapes = batch_shapes(cfg, sweep.space.tasks)
+            for batch in sweep.space.batch_size:
+                problem = packing_problem(cfg, size, batch, shapes)
+                assert problem is None, f"{preset} {target} on {node_type}: {problem}"
+            if target != "xnli":
+                continue
+            # the shapes docs/cluster.md's arithmetic takes, at batch 32
+            assert {t: shapes[t] for t in ("commonsenseqa", "cosmosqa", "hellaswag")} == {
+                "commonsenseqa": (5, 256), "cosmosqa": (4, 256), "hellaswag": (4, 256)}
+            assert cfg.batch_size == 32 and cfg.max_length == 256
+            # the check can fail: half the preset's share is too small, and says so
+            half = gpu_share(cfg, size) / 2
+            with pytest.raises(ConfigError) as refused:
+                cfg.replace(gpu_share={size: half})
+            (problem,) = refused.value.problems
+            assert "commonsenseqa's 5 choices per example needs about" in problem, problem
+            assert f"gpu_share.{size}={half:g} of a {gib:g}-GiB GPU" in problem, problem
+            assert f"raise gpu_share.{size} to at least" in problem, problem
+
+
+def test_every_gpu_type_says_how_much_memory_its_gpu_has(raw):
+    for name, node_type in workers(raw).items():
+        gib = float(node_type["labels"][GPU_MEMORY_LABEL])
+        assert 8 <= gib <= 200, f"{name}: {gib} GiB is not a GPU's memory"
 
 
 def _launches(raw, gpu: float, *, count: int, size: str | None) -> dict[str, int]:
