@@ -18,7 +18,7 @@ from ray.tune.search import ConcurrencyLimiter
 from search.results import ResultsWriter, filesystem
 from search.searcher import STEP_KEY, PruningOptunaSearch, make_searcher
 from search.trainable import surrogate_trial, trial_resources, tune_trial
-from trainables.storage import run_filesystem
+from trainables.storage import fail_fast, run_filesystem
 from spaces.config import ConfigError, TrialConfig
 from spaces.sweep import SweepConfig, idle_gpu_note, packing_problems
 from spaces.tasks import get_task
@@ -57,11 +57,6 @@ class SweepPlan:
         return f"{self.storage.rstrip('/')}/{self.name}"
 
 
-#: The storage probe's S3 client gives up in seconds. pyarrow's default (3 attempts, each
-#: request waiting out its timeout) takes minutes against an endpoint that accepts
-#: connections and never answers, before anything has started.
-PROBE_S3_OPTIONS = {"connect_timeout": 3.0, "request_timeout": 5.0}
-PROBE_S3_ATTEMPTS = 2
 
 
 def check_storage(storage: str) -> None:
@@ -76,7 +71,7 @@ def check_storage(storage: str) -> None:
     except ValueError as exc:  # pyarrow.ArrowInvalid: an unknown scheme, a malformed URI
         raise PermissionError(f"storage {storage!r} is not a folder or a URI pyarrow can open "
                               f"({exc})") from None
-    fs = _fail_fast(fs)
+    fs = fail_fast(fs)
     probe = f"{path.rstrip('/')}/.xstilts-write-check"
     try:
         fs.create_dir(path, recursive=True)
@@ -87,16 +82,6 @@ def check_storage(storage: str) -> None:
         raise PermissionError(
             f"storage {storage!r} is not writable ({exc}); give a folder or URI this machine "
             "(and every node of a cluster) can write to") from None
-
-
-def _fail_fast(fs: pafs.FileSystem) -> pafs.FileSystem:
-    """An S3 filesystem as ``from_uri`` resolved it (endpoint, region, credentials), impatient."""
-    if not isinstance(fs, pafs.S3FileSystem):
-        return fs
-    _, (options,) = fs.__reduce__()  # the constructor arguments, as pickling uses them
-    return pafs.S3FileSystem(**{**options, **PROBE_S3_OPTIONS,
-                                "retry_strategy": pafs.AwsStandardS3RetryStrategy(
-                                    max_attempts=PROBE_S3_ATTEMPTS)})
 
 
 @dataclass

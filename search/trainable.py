@@ -119,19 +119,24 @@ def trial_resources(config: dict[str, Any], *, base: dict[str, Any], spec: dict[
     return PlacementGroupFactory([{"CPU": 0, "memory": 2**20}])
 
 
-#: errors a retry would meet again: bad numbers, bad data, bad config, bugs
+#: errors a retry would meet again: bad numbers, bad data (``DataUnavailableError``: a
+#: missing dataset, config, split or file, offline without a cache), bad config, bugs
 PERMANENT = ("FloatingPointError", "ValueError", "KeyError", "TypeError", "IndexError",
              "ConfigError", "DataUnavailableError", "FileNotFoundError", "NotImplementedError")
+#: errors that say they may pass: ``FetchError`` (``trainables.retry``) is a download that
+#: failed on every in-process attempt for a passing reason (connection, timeout, HTTP 429/5xx)
+TRANSIENT = ("FetchError",)
 
 
 def is_permanent(cause: str) -> bool:
     """Whether a trial's root cause is one that retrying from a checkpoint cannot fix.
 
-    Anything else (CUDA out of memory, a lost node or worker, I/O) is transient: Tune
-    retries the trial (``search.max_failures``) and it continues from its checkpoint.
+    Anything else (CUDA out of memory, a lost node or worker, I/O, a ``FetchError``) is
+    transient: Tune retries the trial (``search.max_failures``) and it continues from its
+    checkpoint.
     """
     head = cause.split(":", 1)[0].rsplit(".", 1)[-1].strip()
-    return head in PERMANENT
+    return head in PERMANENT and head not in TRANSIENT
 
 
 def root_cause(exc: BaseException) -> str:

@@ -7,17 +7,25 @@ A finished trial that was trained twice shows as a second ``start`` at step 0,
 or a ``start`` after its last ``end``.
 
 ``XSTILTS_FAULTS='{"#3": "oom:target:4:1", ...}'``: a JSON object from a trial
-(``#k``: the k-th Train run to start in the ledger; or a suffix of the run name,
-``train-<tune trial id>``) to ``kind:phase:step[:times]``. At that step of that
-phase the trial fails:
+(``#k``: the k-th Train run to start in the ledger; a suffix of the run name,
+``train-<tune trial id>``; or ``*``, every run) to ``kind:phase:step[:times]``.
+At that step of that phase the trial fails:
 
 - ``oom`` raises ``torch.OutOfMemoryError`` (what CUDA raises; transient),
 - ``crash`` raises ``RuntimeError`` (transient),
 - ``exception`` raises ``ValueError`` (a bug or bad data; permanent),
-- ``nan`` makes the loss NaN, so the loop's own non-finite check fires.
+- ``nan`` makes the loss NaN, so the loop's own non-finite check fires,
+- ``connection`` raises ``ConnectionError`` (a dropped connection; transient).
 
 ``times`` (default: always) counts this run's earlier faults in the ledger,
 so ``:1`` fails once and lets the retry through.
+
+Loading faults: ``kind:load:TASK[:times]`` fails each attempt at loading any
+split of ``TASK`` (``trainables.data.load_rows``, which retries transient
+failures in-process), e.g. ``{"*": "connection:load:demo-sentiment:4"}``: the
+first four attempts of every run raise ``ConnectionError``. ``times`` counts
+this run's earlier load faults of that task; the run is the Train run loading
+(a trial's retries share it), ``""`` outside Ray Train.
 """
 
 from __future__ import annotations
@@ -27,9 +35,7 @@ import os
 import time
 from typing import Any
 
-import torch
-
-KINDS = ("oom", "crash", "exception", "nan")
+KINDS = ("oom", "crash", "exception", "nan", "connection")
 
 
 def ledger(run: str, event: str, **fields: Any) -> None:
@@ -76,7 +82,42 @@ def fault_for(run: str, phase: str, step: int) -> str | None:
     return None
 
 
+def load_fault(task: str) -> None:
+    """Raise the loading fault ``XSTILTS_FAULTS`` asks for at this attempt to load ``task``."""
+    raw = os.environ.get("XSTILTS_FAULTS")
+    if not raw:
+        return
+    run = _current_run()
+    for key, spec in json.loads(raw).items():
+        kind, f_phase, f_task, *rest = spec.split(":")
+        if f_phase != "load" or f_task != task or not _is(run, key):
+            continue
+        if kind not in KINDS or kind == "nan":
+            raise ValueError(f"XSTILTS_FAULTS: {spec!r}: a load fault is one of "
+                             f"{[k for k in KINDS if k != 'nan']}")
+        if rest:
+            done = sum(1 for e in read_ledger(os.environ.get("XSTILTS_LEDGER", ""))
+                       if e["run"] == run and e["event"] == "fault"
+                       and e.get("phase") == "load" and e.get("task") == task)
+            if done >= int(rest[0]):
+                continue
+        ledger(run, "fault", kind=kind, phase="load", task=task)
+        inject(kind, f"loading {task}" + (f" in {run}" if run else ""))
+
+
+def _current_run() -> str:
+    """The name of the Train run this process works for; "" outside a Ray Train worker."""
+    import ray.train
+
+    try:
+        return ray.train.get_context().get_experiment_name()
+    except RuntimeError:  # not inside a training function
+        return ""
+
+
 def _is(run: str, key: str) -> bool:
+    if key == "*":
+        return True
     if key.startswith("#"):
         order: list[str] = []
         for e in read_ledger(os.environ.get("XSTILTS_LEDGER", "")):
@@ -89,8 +130,12 @@ def _is(run: str, key: str) -> bool:
 def inject(kind: str, where: str) -> None:
     """Raise what a real fault of ``kind`` raises (``nan`` is handled by the caller)."""
     if kind == "oom":
+        import torch  # only here: loading faults need no torch
+
         raise torch.OutOfMemoryError(f"CUDA out of memory (injected at {where})")
     if kind == "crash":
         raise RuntimeError(f"worker crashed (injected at {where})")
     if kind == "exception":
         raise ValueError(f"bad batch (injected at {where})")
+    if kind == "connection":
+        raise ConnectionError(f"connection reset by peer (injected at {where})")

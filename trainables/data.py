@@ -1,8 +1,18 @@
 """Loading task data through the registry, and walking it in batches.
 
-Every source goes through ``datasets.load_dataset``: HF ids from the hub,
-local JSONL/Parquet files, and the embedded demo suite's files. Tokenizing
-per format is ``trainables.encoding``; ``Cursor`` walks an encoded split.
+Hub ids, local JSONL/Parquet files and the embedded demo suite's files go
+through ``datasets.load_dataset``. A ``files`` task whose path is a storage URI
+(``s3://bucket/ccg/{split}.{lang}.jsonl``: anything ``pyarrow.fs.FileSystem.
+from_uri`` opens) is read through pyarrow on the node that needs it (``read_uri``).
+Tokenizing per format is ``trainables.encoding``; ``Cursor`` walks an encoded split.
+
+Failures are of two kinds (``trainables.retry``). Data that is not there (a split,
+config or language the source lacks, a missing file, a dataset the hub does not
+have, offline mode without it in the cache) raises ``DataUnavailableError`` at
+once: the trial fails for good. A load that fails for a reason that passes (a
+dropped connection, a timeout, HTTP 429 or 5xx) is retried in-process
+(``LOAD_ATTEMPTS``, exponential backoff) and then raises ``FetchError``: Tune
+retries the trial (``search.max_failures``).
 
 A local mirror of the hub: with ``XSTILTS_DATA_DIR`` set, every ``hf`` and
 ``files`` task reads ``$XSTILTS_DATA_DIR/<task name>/<file split>.<lang>.jsonl``
@@ -24,13 +34,36 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
 from spaces.tasks import TaskSpec
+from trainables import chaos
+from trainables.retry import DEFAULT_FIX, is_offline, message, retry_transient
 
 #: the folder of the local mirror of the hub (see the module docstring)
 DATA_DIR_ENV = "XSTILTS_DATA_DIR"
+#: calls of one load before a transient failure becomes a ``FetchError``, and the wait
+#: before the second (doubled after each failure, with jitter)
+LOAD_ATTEMPTS = 3
+LOAD_BACKOFF_S = 1.0
+
+
+#: ``XSTILTS_FILES_<TASK>`` (the task's name upper-cased, ``-`` as ``_``) replaces a
+#: ``files`` task's path template, e.g. ``XSTILTS_FILES_CCG=s3://bucket/ccgbank/{split}.{lang}.jsonl``
+FILES_ENV_PREFIX = "XSTILTS_FILES_"
+
+
+def files_env(task: TaskSpec) -> str:
+    """The variable that replaces ``task``'s path template (``XSTILTS_FILES_CCG``)."""
+    return FILES_ENV_PREFIX + task.name.upper().replace("-", "_")
+
+
+def files_template(task: TaskSpec) -> str:
+    """A ``files`` task's path template (``{split}``, ``{lang}``): ``$XSTILTS_FILES_<TASK>``
+    where set (on every node: cluster.yaml exports it), else the registry's."""
+    return os.environ.get(files_env(task)) or task.source.path
 
 
 class DataUnavailableError(RuntimeError):
@@ -50,8 +83,20 @@ def mirror_file(task: TaskSpec, split: str, language: str) -> Path | None:
     return folder / (stem + ".jsonl")
 
 
+def is_uri(path: str) -> bool:
+    """Whether a ``files`` task's path is a storage URI (``s3://…``) rather than a local path."""
+    return "://" in path
+
+
 def load_rows(task: TaskSpec, split: str, language: str):
-    """The ``datasets.Dataset`` of one task, split and language."""
+    """The ``datasets.Dataset`` of one task, split and language.
+
+    Raises:
+        DataUnavailableError: the data is not there (see the module docstring);
+            permanent, the message names the source and the fix.
+        FetchError: the hub or the storage failed transiently on each of
+            ``LOAD_ATTEMPTS`` attempts; the trial is retried.
+    """
     import datasets
 
     src = task.source
@@ -64,35 +109,99 @@ def load_rows(task: TaskSpec, split: str, language: str):
         lang = src.config_language(language) if mirror is None else language
     except KeyError as exc:
         raise DataUnavailableError(f"task {task.name!r}: {exc.args[0]}") from None
-    try:
-        if mirror is not None:
-            rows = _load_file(str(mirror))
-        elif src.kind == "hf":
-            config = src.config.format(lang=lang) if src.config else None
-            rows = datasets.load_dataset(src.path, config, split=name.format(lang=lang))
-        else:
-            if src.kind == "demo":
-                from trainables.embedded import demo_suite_dir
+    where, load = _source(task, name, lang, language, mirror)
+    what = f"task {task.name!r}, split {split!r}, language {language!r} from {where}"
 
-                path = str(demo_suite_dir() / src.path / f"{name}.{language}.jsonl")
-            else:
-                path = src.path.format(split=name, lang=language)
-            rows = _load_file(path)
-    except (FileNotFoundError, ConnectionError, OSError, ValueError) as exc:
-        why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        if mirror is not None:
-            raise DataUnavailableError(
-                f"could not load task {task.name!r}, split {split!r}, language {language!r} from "
-                f"the local mirror ({DATA_DIR_ENV} is set): {mirror}: {why}. Put the split there "
-                f"in the hub's schema, or unset {DATA_DIR_ENV} to read {src.path}") from exc
-        where = f"{src.path}" + (f" ({src.config.format(lang=lang)})" if src.config else "")
-        raise DataUnavailableError(
-            f"could not load task {task.name!r}, split {split!r}, language {language!r} from "
-            f"{where}: {why}. "
-            "If the Hugging Face hub is unreachable, download the dataset where it is reachable "
-            "and point HF_DATASETS_CACHE at it (with HF_DATASETS_OFFLINE=1), or use the demo preset."
-        ) from exc
+    def attempt():
+        chaos.load_fault(task.name)  # off unless XSTILTS_FAULTS asks for it
+        return load()
+
+    try:
+        rows = retry_transient(attempt, what=what, fix=_fetch_fix(task, where, mirror),
+                               attempts=LOAD_ATTEMPTS, backoff_s=LOAD_BACKOFF_S)
+    except (OSError, ValueError, datasets.exceptions.DatasetsError) as exc:
+        # FileNotFoundError, ConnectionError (offline), HfHubHTTPError are OSErrors;
+        # a missing config or split, unparsable JSON (pyarrow.ArrowInvalid) ValueErrors
+        raise DataUnavailableError(message(f"could not load {what}", exc,
+                                           _unavailable_fix(task, where, mirror, exc))) from exc
     return _select_language(task, rows, language) if src.language_filter else rows
+
+
+def read_uri(uri: str):
+    """A JSON Lines file (Parquet for a ``.parquet`` name; ``.gz`` and other compression
+    suffixes are detected) at a pyarrow filesystem URI, as a ``datasets.Dataset``.
+
+    Read whole into memory through ``pyarrow.fs`` and handed to ``datasets`` as an
+    Arrow table: the filesystem, endpoint and credentials are the ones Ray's storage
+    uses (the environment, the instance role), no fsspec package per cloud is needed,
+    and no node-local copy has to be kept fresh. JSON and Parquet are data only:
+    nothing read is executed.
+    """
+    import datasets
+    import pyarrow.fs as pafs
+    import pyarrow.json as paj
+    import pyarrow.parquet as pq
+
+    fs, path = pafs.FileSystem.from_uri(uri)
+    if path.endswith(".parquet"):
+        table = pq.read_table(path, filesystem=fs)  # its datasets features, if it has them
+    else:
+        with fs.open_input_stream(path) as f:
+            table = paj.read_json(f)
+    return datasets.Dataset(table)
+
+
+def _source(task: TaskSpec, name: str, lang: str, language: str,
+            mirror: Path | None) -> tuple[str, Callable[[], Any]]:
+    """Where a split is read from (for messages), and the call that reads it."""
+    import datasets
+
+    src = task.source
+    if mirror is not None:
+        return (f"the local mirror ({DATA_DIR_ENV} is set): {mirror}",
+                lambda: _load_file(str(mirror)))
+    if src.kind == "hf":
+        config = src.config.format(lang=lang) if src.config else None
+        return (src.path + (f" ({config})" if config else ""),
+                lambda: datasets.load_dataset(src.path, config, split=name.format(lang=lang)))
+    if src.kind == "demo":
+        from trainables.embedded import demo_suite_dir
+
+        path = str(demo_suite_dir() / src.path / f"{name}.{language}.jsonl")
+    else:
+        path = files_template(task).format(split=name, lang=language)
+    return path, (lambda: read_uri(path)) if is_uri(path) else (lambda: _load_file(path))
+
+
+def _fetch_fix(task: TaskSpec, where: str, mirror: Path | None) -> str:
+    """What to do when a load keeps failing transiently (short: see ``MESSAGE_LIMIT``)."""
+    if task.source.kind == "hf" and mirror is None:
+        return DEFAULT_FIX
+    if is_uri(where):
+        return "If it persists, check that every node reaches the storage (endpoint, credentials)"
+    return "If it persists, check the filesystem that holds it"
+
+
+def _unavailable_fix(task: TaskSpec, where: str, mirror: Path | None,
+                     exc: BaseException) -> str:
+    """What to do about data that is not there, by source (short: see ``MESSAGE_LIMIT``)."""
+    if mirror is not None:
+        return f"Put the split there in the hub's schema, or unset {DATA_DIR_ENV}"
+    if is_offline(exc):
+        return ("HF_HUB_OFFLINE is set and it is not in the cache: fill one where the hub is "
+                "reachable (`xstilts prepare`) and point HF_HOME at it")
+    if task.source.kind == "hf":
+        return ("Check the dataset id, config and split; without the hub, fill a cache "
+                "(`xstilts prepare`) and set HF_HUB_OFFLINE=1")
+    if task.source.kind == "demo":
+        return "The demo suite is built on first use: delete its folder to rebuild it"
+    if is_uri(where):
+        return ("Put the file there (JSON Lines, or Parquet named .parquet) or correct the "
+                "task's path")
+    if not os.path.isabs(where):
+        return (f"The path is relative to the trial's own folder ({os.getcwd()}): use an "
+                f"absolute path every node mounts, a URI (s3://...) or {DATA_DIR_ENV}")
+    return "Put the files there on every node (a shared disk) or use a URI (s3://...)"
 
 
 def _load_file(path: str):

@@ -34,6 +34,7 @@ from trainables.embedded import resolve_checkpoint
 from trainables.evaluation import evaluate
 from trainables.gpu_memory import claim_gpu
 from trainables.mixing import TaskSampler, task_probabilities
+from trainables.retry import retry_transient
 from trainables.trial_data import load_trial_data
 from trainables.model import MultiTaskModel
 from trainables.step import TrainStep, attention_implementation, make_optimizer
@@ -56,13 +57,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     from transformers import AutoModel, AutoTokenizer
 
-    claim_gpu(cfg, device)  # a packed trial fits its share of the GPU, and keeps to it
     path = resolve_checkpoint(get_model_size(cfg.model_size).checkpoint)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = retry_transient(lambda: AutoTokenizer.from_pretrained(path), what=f"tokenizer {path}")
+    data = load_trial_data(cfg, tokenizer, scoring=rank == 0)  # memory-mapped token cache
+    # a packed trial fits its share of the GPU at the batch shapes its data can make
+    claim_gpu(cfg, device, data.batch_shapes())
     torch.manual_seed(cfg.seed)  # same initial heads on every rank
-    encoder = AutoModel.from_pretrained(path, add_pooling_layer=False,
-                                        attn_implementation=attention_implementation(cfg.train_step))
-    data = load_trial_data(cfg, tokenizer, scoring=rank == 0)
+    encoder = retry_transient(lambda: AutoModel.from_pretrained(
+        path, add_pooling_layer=False, attn_implementation=attention_implementation(cfg.train_step)),
+        what=f"model {path}")
     target, inter_train, target_train = data.target, data.inter_train, data.target_train
     trains_target = target_train is not None
     model = MultiTaskModel(encoder, [get_task(n) for n in inter_train] + [target],

@@ -121,3 +121,21 @@ def run_filesystem(path: str) -> tuple[pafs.FileSystem | None, str]:
     if "://" in path:
         return None, path
     return pafs.PyFileSystem(AtomicLocalHandler()), os.path.abspath(path)
+
+
+#: an S3 client for probes (storage before launch, task files in preflight) gives up in
+#: seconds: pyarrow's default (3 attempts, each request waiting out its timeout) takes
+#: minutes against an endpoint that accepts connections and never answers
+PROBE_S3_OPTIONS = {"connect_timeout": 3.0, "request_timeout": 5.0}
+PROBE_S3_ATTEMPTS = 2
+
+
+def fail_fast(fs: pafs.FileSystem) -> pafs.FileSystem:
+    """An S3 filesystem as ``from_uri`` resolved it (endpoint, region, credentials), giving
+    up in seconds; other filesystems as they are."""
+    if not isinstance(fs, pafs.S3FileSystem):
+        return fs
+    _, (options,) = fs.__reduce__()  # the constructor arguments, as pickling uses them
+    return pafs.S3FileSystem(**{**options, **PROBE_S3_OPTIONS,
+                                "retry_strategy": pafs.AwsStandardS3RetryStrategy(
+                                    max_attempts=PROBE_S3_ATTEMPTS)})

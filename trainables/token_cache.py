@@ -96,7 +96,7 @@ def source_identity(task: TaskSpec, split: str, language: str) -> list[Any]:
     mirror, local or storage-URI files), the suite version (the demo suite is built
     deterministically), or the hub id, config and split (a hub revision does not change
     under a prepared, offline cache)."""
-    from trainables.data import mirror_file
+    from trainables.data import files_template, mirror_file
 
     src = task.source
     mirror = mirror_file(task, split, language) if split in src.splits else None
@@ -108,7 +108,7 @@ def source_identity(task: TaskSpec, split: str, language: str) -> list[Any]:
         return ["demo", demo_suite.SUITE_VERSION, src.path, split, language]
     name = src.splits.get(split, split)
     if src.kind == "files":
-        return ["files", *_file_identity(src.path.format(split=name, lang=language))]
+        return ["files", *_file_identity(files_template(task).format(split=name, lang=language))]
     return ["hf", src.path, src.config, name, language]
 
 

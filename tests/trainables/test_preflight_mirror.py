@@ -24,3 +24,12 @@ def test_a_target_trained_on_another_task_needs_that_task_too(monkeypatch, tmp_p
     monkeypatch.setenv("XSTILTS_DATA_DIR", str(tmp_path))
     problems = preflight(["xquad"], [])  # trained on SQuAD, whose files are missing
     assert len(problems) == 1 and str(tmp_path / "squad" / "train.en.jsonl") in problems[0]
+
+
+def test_a_relative_mirror_folder_fails_preflight(monkeypatch):
+    # trials run in their own working directory, where the relative folder is not
+    monkeypatch.chdir(FIXTURES.parent)
+    monkeypatch.setenv("XSTILTS_DATA_DIR", "xtreme")
+    problems = preflight(["sst2"], [])
+    assert len(problems) == 1 and "XSTILTS_DATA_DIR='xtreme' is a relative path" in problems[0]
+    assert str(FIXTURES) in problems[0]
