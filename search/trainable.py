@@ -140,7 +140,17 @@ def is_permanent(cause: str) -> bool:
 
 
 def root_cause(exc: BaseException) -> str:
-    """The last ``SomethingError: message`` line of a Ray error, or its last line."""
+    """``SomethingError: message`` of what failed a trial: the exception of the lowest
+    failed rank where Ray Train keeps it (``WorkerGroupError.worker_failures``: its
+    formatted error keeps only the traceback's last 500 characters, which can cut a long
+    message's class name), else the last such line of the error's text, or its last line."""
+    failures = getattr(exc, "worker_failures", None)
+    if failures:
+        first = failures[min(failures)]
+        kind = type(first)
+        name = kind.__qualname__ if kind.__module__ == "builtins" else \
+            f"{kind.__module__}.{kind.__qualname__}"  # as a traceback names it
+        return f"{name}: {str(first).strip()}"[:2000]
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     errors = [ln for ln in lines if "Error:" in ln.split(" ")[0] or ln.split(":")[0].endswith("Error")]
     return (errors[-1] if errors else lines[-1] if lines else type(exc).__name__)[:2000]
