@@ -360,18 +360,15 @@ def _sequences(name: str) -> int:
 
 
 def packing_problem(c: TrialConfig, size: str, batch_size: int,
-                    shapes: Mapping[str, Shape] | int | None = None) -> str | None:
+                    shapes: Mapping[str, Shape] | None = None) -> str | None:
     """Why a worker of model ``size`` at ``batch_size`` (the trial's, split among
     ``c.num_workers``) does not fit its GPU share of a ``c.gpu_memory_gib`` GPU, or None.
 
     ``shapes``: task -> (sequences per example, longest sequence); None: the worst case of
-    ``c``'s own tasks (``batch_shapes(c)``); an int n: one task of n sequences per example
-    at ``c.max_length``. Attention is fused for the ``lean`` step, eager for ``plain``.
+    ``c``'s own tasks (``batch_shapes(c)``). Attention is fused for the ``lean`` step, eager for ``plain``.
     """
     if shapes is None:
         shapes = batch_shapes(c)
-    elif isinstance(shapes, int):
-        shapes = {"": (shapes, c.max_length)}
     fused = c.train_step == "lean"
     worker_batch = -(-batch_size // c.num_workers)
     need = train_memory_gib(size, worker_batch, shapes, fused_attention=fused)
@@ -382,11 +379,10 @@ def packing_problem(c: TrialConfig, size: str, batch_size: int,
     task = largest_batch(size, worker_batch, shapes, fused_attention=fused)
     if task is not None:
         sequences, width = shapes[task]
-        whose = f"{task}'s " if task else ""
         if sequences > 1:
-            setting += f", {whose}{sequences} choices per example"
+            setting += f", {task}'s {sequences} choices per example"
         if width != c.max_length:
-            setting += f", {whose}sequences of up to {width} tokens"
+            setting += f", {task}'s sequences of up to {width} tokens"
     if need > c.gpu_memory_gib:
         fix = "lower batch_size or max_length (or raise num_workers)"
     else:

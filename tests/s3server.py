@@ -47,6 +47,16 @@ def s3_env(endpoint: str) -> dict[str, str]:
             "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials"}
 
 
+def point_at(server: "S3Server", monkeypatch) -> dict[str, str]:
+    """This process pointed at ``server``, as a node's environment (or role) would be:
+    its S3 variables set, none that clash. Returns them."""
+    for key in S3_UNSET:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    return server.env
+
+
 def child_env(base: dict[str, str], endpoint: str) -> dict[str, str]:
     """``base`` (e.g. ``os.environ``) with the S3 variables for ``endpoint`` and none that clash."""
     env = {k: v for k, v in base.items() if k not in S3_UNSET}

@@ -142,7 +142,7 @@ class Encoded(_OnDevice):
         return self.seqs.lengths
 
     def longest(self) -> int:
-        return int(self.seqs.lengths.max()) if len(self.seqs) else 1
+        return self.seqs.longest()
 
     def device_batch(self, index: np.ndarray, device: torch.device,
                      bucket: int = BUCKET) -> dict[str, torch.Tensor]:
@@ -192,7 +192,7 @@ class _Sequences(_OnDevice):
         return self.ids.lengths
 
     def longest(self) -> int:
-        return int(self.ids.lengths.max()) if len(self.ids) else 1
+        return self.ids.longest()
 
     def _device_ids(self, index: np.ndarray, device: torch.device, bucket: int):
         rows = rows_on(index, device)

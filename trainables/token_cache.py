@@ -113,7 +113,9 @@ def source_identity(task: TaskSpec, split: str, language: str) -> list[Any]:
 
 
 def _file_identity(path: str) -> list[Any]:
-    if "://" in path:
+    from trainables.data import is_uri
+
+    if is_uri(path):
         import pyarrow.fs as pafs
 
         fs, inner = pafs.FileSystem.from_uri(path)

@@ -60,7 +60,6 @@ class TokenColumn:
             rows = pa.array([list(r) for r in rows], type=pa.list_(pa.int32()))
         if rows.type.value_type != pa.int32():
             rows = rows.cast(pa.list_(pa.int32()))
-        self.array: pa.ListArray = rows
         self.fill = fill
         # offsets index ``rows.values`` (the whole child buffer, also for a sliced array)
         self.offsets = rows.offsets.to_numpy(zero_copy_only=False)
@@ -106,5 +105,7 @@ class TokenColumn:
         out = torch.where(mask, picked, torch.full_like(flat, self.fill))
         return out, mask.long()
 
-    def longest(self, rows: np.ndarray) -> int:
-        return int(self.lengths[rows].max()) if len(rows) else 1
+    def longest(self, rows: np.ndarray | None = None) -> int:
+        """Tokens of the longest of ``rows`` (default: of every row); 1 when there are none."""
+        lengths = self.lengths if rows is None else self.lengths[rows]
+        return int(lengths.max()) if len(lengths) else 1

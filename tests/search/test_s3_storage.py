@@ -18,7 +18,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from tests.s3server import S3_UNSET, child_env, free_port, moto_s3
+from tests.s3server import child_env, free_port, moto_s3, point_at
 
 NAME = "s3demo"
 #: two short trials of the demo preset, one at a time, no early stopping
@@ -51,11 +51,7 @@ def _no_ray_here():
 @pytest.fixture
 def s3_env(s3, monkeypatch):
     """This process pointed at the server too, for the query API."""
-    for key in S3_UNSET:
-        monkeypatch.delenv(key, raising=False)
-    for key, value in s3.env.items():
-        monkeypatch.setenv(key, value)
-    return s3.env
+    return point_at(s3, monkeypatch)
 
 
 @pytest.fixture(scope="module")

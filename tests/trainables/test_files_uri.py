@@ -14,7 +14,7 @@ import pytest
 
 from spaces import tasks
 from spaces.tasks import get_task
-from tests.s3server import S3_UNSET, free_port, moto_s3, s3_env
+from tests.s3server import free_port, moto_s3, point_at, s3_env
 from trainables import data
 from trainables.data import DataUnavailableError, load_rows
 from trainables.encoding import encode, tag_vocabulary
@@ -41,10 +41,7 @@ def s3():
 @pytest.fixture
 def s3_env_here(s3, monkeypatch):
     """This process pointed at the server, as a node's environment (or role) would be."""
-    for key in S3_UNSET:
-        monkeypatch.delenv(key, raising=False)
-    for key, value in s3.env.items():
-        monkeypatch.setenv(key, value)
+    point_at(s3, monkeypatch)
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     monkeypatch.setattr(data, "LOAD_BACKOFF_S", 0.001)
     datasets.disable_progress_bars()
