@@ -69,7 +69,9 @@ class SplitRequest:
 
 def trial_splits(cfg: TrialConfig, *, scoring: bool = True) -> list[SplitRequest]:
     """Every split a trial of ``cfg`` reads, in load order (training splits first: a
-    tagging head's names come with its training split); ``xstilts prepare`` walks it."""
+    tagging head's names come with its training split), each once: where the English dev
+    set is the English evaluation set it is listed as that only (``load_trial_data`` uses
+    it for both); ``xstilts prepare`` walks it."""
     target = get_task(cfg.target)
     inters = [get_task(t) for t in cfg.intermediate_tasks] if cfg.intermediate_steps else []
     trains_target = target.format != "retrieval"  # retrieval scores the encoder as it is
