@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from spaces.config import ConfigError
 from spaces.presets import load_preset, preset_names
+from trainables.storage import StorageFullError
 
 
 class UsageError(Exception):
@@ -31,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xstilts: interrupted", file=sys.stderr)
         return 130
+    except StorageFullError as exc:  # an operating condition: say it once, no traceback
+        print(f"xstilts: error: {exc}", file=sys.stderr)
+        return 3
 
 
 def _parser() -> argparse.ArgumentParser:

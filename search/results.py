@@ -5,13 +5,19 @@ Layout under ``STORAGE/NAME/results/``:
 - ``trials.parquet``: one row per trial — ``sweep``, ``trial_id``,
   ``config_hash``, ``status`` (finished | stopped | error | duplicate),
   ``error``, ``duplicate_of``, ``objective``, ``zs_accuracy``, ``zs_ece``,
-  ``zs_ece_ts``, ``target_step``, ``wall_seconds``, ``checkpoint_path``,
+  ``zs_ece_ts``, ``budget``, ``target_step``, ``wall_seconds``, ``checkpoint_path``,
   ``finished_at``, ``versions`` (JSON), and the full trial config as
   ``config/<key>`` columns (mappings as ``config/<key>/<name>``);
 - ``languages.parquet``: long — ``trial_id``, ``task``, ``language``,
   ``metric``, ``value``;
-- ``history.parquet``: every report Tune saw — ``trial_id``, ``target_step``,
-  ``objective``, ``zs_accuracy``, ``zs_ece``, ``time_seconds``;
+- ``history.parquet``: every report Tune saw — ``trial_id``, ``budget``,
+  ``objective``, ``zs_accuracy``, ``zs_ece``, ``time_seconds`` (phase-2 probes and
+  phase-3 evaluations alike: a report with ``budget`` ≤ the trial's
+  ``config/intermediate_steps`` is a probe, in a two-phase sweep);
+
+Tune sees only ``spaces.objective.TUNE_KEYS``; the rest of a trial's last evaluation
+(per-language metrics, ``zs_ece_ts``, ``target_step``, its checkpoint) comes from the
+details file its worker writes beside its Train run (``trainables.loop.DETAILS_FILE``).
 - ``parts/``: rows recorded since a table was last compacted (``search.tables``
   keeps the files: base + parts, compaction, reads without torn files).
 """
@@ -27,6 +33,7 @@ from typing import Any, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 from ray import tune
 
 from search.tables import (  # noqa: F401 - search.results is the results API
@@ -34,8 +41,10 @@ from search.tables import (  # noqa: F401 - search.results is the results API
     _table, exists, filesystem, list_parts, parts_dir, read_table, read_text, results_dir,
     table_path, write_atomic, write_part, write_table)
 from spaces.config import TrialConfig
+from spaces.objective import ACCURACY_KEY, BUDGET_KEY, DONE_KEY, ECE_KEY, SCORE_KEY
 from spaces.space import SpaceSpec, trial_config
 from spaces.tasks import get_task
+from trainables.storage import StorageFullError, is_storage_full
 
 log = logging.getLogger("xstilts.results")
 
@@ -43,12 +52,13 @@ CORE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("sweep", pa.string()), ("trial_id", pa.string()), ("config_hash", pa.string()),
     ("status", pa.string()), ("error", pa.string()), ("duplicate_of", pa.string()),
     ("objective", pa.float64()), ("zs_accuracy", pa.float64()), ("zs_ece", pa.float64()),
-    ("zs_ece_ts", pa.float64()), ("target_step", pa.int64()), ("wall_seconds", pa.float64()),
+    ("zs_ece_ts", pa.float64()), ("budget", pa.int64()), ("target_step", pa.int64()),
+    ("wall_seconds", pa.float64()),
     ("checkpoint_path", pa.string()), ("finished_at", pa.float64()), ("versions", pa.string()),
 )
 LANGUAGE_COLUMNS = (("trial_id", pa.string()), ("task", pa.string()), ("language", pa.string()),
                     ("metric", pa.string()), ("value", pa.float64()))
-HISTORY_COLUMNS = (("trial_id", pa.string()), ("target_step", pa.int64()),
+HISTORY_COLUMNS = (("trial_id", pa.string()), ("budget", pa.int64()),
                    ("objective", pa.float64()), ("zs_accuracy", pa.float64()),
                    ("zs_ece", pa.float64()), ("time_seconds", pa.float64()))
 
@@ -93,15 +103,15 @@ def versions() -> str:
 
 
 # -- looking up a config or a trial -------------------------------------------------------
-METRIC_COLUMNS = {"score": "objective", "zs_accuracy": "zs_accuracy", "zs_ece": "zs_ece",
-                  "zs_ece_ts": "zs_ece_ts", "target_step": "target_step"}
+METRIC_COLUMNS = {SCORE_KEY: "objective", ACCURACY_KEY: "zs_accuracy", ECE_KEY: "zs_ece",
+                  BUDGET_KEY: "budget"}
 _LOOKUP = ["trial_id", "config_hash", "status", "error", *METRIC_COLUMNS.values()]
 
 
 def reported_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
     """What a trial recorded in ``row`` reported to Tune, so it can be reported again."""
     out = {key: row[col] for key, col in METRIC_COLUMNS.items()}
-    return {**out, "finished": row["status"] == "finished", "trial_id": row["trial_id"]}
+    return {**out, DONE_KEY: row["status"] == "finished", "trial_id": row["trial_id"]}
 
 
 def lookup(sweep_path: str, trial_id: str, config_hash: str
@@ -142,9 +152,9 @@ class ResultsWriter(tune.Callback):
     """
 
     def __init__(self, sweep_path: str, *, sweep: str, base: TrialConfig, spec: SpaceSpec,
-                 max_parts: int = MAX_PARTS):
+                 max_parts: int = MAX_PARTS, keep_models: int = 5):
         self.sweep_path, self.sweep, self.base, self.spec = sweep_path, sweep, base, spec
-        self.max_parts = max_parts
+        self.max_parts, self.keep_models = max_parts, keep_models
         self._reset()
 
     def _reset(self) -> None:
@@ -152,13 +162,16 @@ class ResultsWriter(tune.Callback):
         self.history_keys: set[tuple[str, Any]] = set()
         self.pending: dict[str, list[dict[str, Any]]] = {}
         self.store: PartStore | None = None
+        #: why the storage is full, once it is: nothing more is written
+        self.full: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # pickled into Tune's experiment state: the tables are on storage, not in the pickle
-        return {k: self.__dict__[k] for k in ("sweep_path", "sweep", "base", "spec", "max_parts")}
+        return {k: self.__dict__[k]
+                for k in ("sweep_path", "sweep", "base", "spec", "max_parts", "keep_models")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({"max_parts": MAX_PARTS, **state})
+        self.__dict__.update({"max_parts": MAX_PARTS, "keep_models": 5, **state})
         self._reset()
 
     def setup(self, **info) -> None:
@@ -175,23 +188,39 @@ class ResultsWriter(tune.Callback):
             self.history_keys = set(zip(*(history[k].to_pylist() for k in KEYS["history"])))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if "score" not in result:
+        if SCORE_KEY not in result:
             return
         self.pending.setdefault(trial.trial_id, []).append({
-            "trial_id": trial.trial_id, "target_step": result.get("target_step"),
-            "objective": result.get("score"), "zs_accuracy": result.get("zs_accuracy"),
-            "zs_ece": result.get("zs_ece"), "time_seconds": result.get("time_total_s")})
+            "trial_id": trial.trial_id, "budget": result.get(BUDGET_KEY),
+            "objective": result.get(SCORE_KEY), "zs_accuracy": result.get(ACCURACY_KEY),
+            "zs_ece": result.get(ECE_KEY), "time_seconds": result.get("time_total_s")})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._record(trial, error=None)
+        if self.full is None:
+            self._record(trial, error=None)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._stop_if_full(_error_text(trial))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._record(trial, error=_error_text(trial))
+        if self.full is None:
+            error = _error_text(trial)
+            self._stop_if_full(error)
+            self._record(trial, error=error)
+
+    def _stop_if_full(self, cause: str) -> None:
+        """Storage full: record nothing more and stop the sweep (Tune ends the run at the
+        exception, before its next snapshot: the trial is resumed, not recorded failed)."""
+        if is_storage_full(cause):
+            self.full = cause
+            raise StorageFullError(cause)
 
     def on_experiment_end(self, trials, **info):
-        """Fold every part into the tables: a finished sweep's three files are complete."""
-        if self.store is None:
+        """Fold every part into the tables: a finished sweep's three files are complete;
+        delete the checkpoints a stopped trial uploaded while it was being stopped."""
+        if self.store is None or self.full is not None:
             return
+        self._collect_checkpoints()
         self.store.fold_all()
         empty = {"languages": LANGUAGE_COLUMNS, "history": HISTORY_COLUMNS}
         for name, columns in empty.items():
@@ -204,22 +233,26 @@ class ResultsWriter(tune.Callback):
             # recorded by the driver before a restart: the row and its details stand
             self.pending.pop(trial.trial_id, None)
             return
+        details = {} if error or result.get("duplicate_of") else \
+            read_details(self.sweep_path, trial.trial_id, result.get(BUDGET_KEY))
         config = trial_config(self.base, trial.config, self.spec)
         if error:
             status = "error"
         elif result.get("duplicate_of"):
             status = "duplicate"
-        elif result.get("finished"):
+        elif result.get(DONE_KEY):
             status = "finished"
         else:
             status = "stopped"
         row = {
             "sweep": self.sweep, "trial_id": trial.trial_id, "config_hash": config.config_hash(),
             "status": status, "error": error, "duplicate_of": result.get("duplicate_of") or None,
-            "objective": result.get("score"), "zs_accuracy": result.get("zs_accuracy"),
-            "zs_ece": result.get("zs_ece"), "zs_ece_ts": result.get("zs_ece_ts"),
-            "target_step": result.get("target_step"), "wall_seconds": result.get("time_total_s"),
-            "checkpoint_path": _as_uri(result.get("checkpoint_path"), self.sweep_path),
+            "objective": result.get(SCORE_KEY),
+            "zs_accuracy": details.get(ACCURACY_KEY, result.get(ACCURACY_KEY)),
+            "zs_ece": details.get(ECE_KEY, result.get(ECE_KEY)), "zs_ece_ts": details.get("zs_ece_ts"),
+            "budget": result.get(BUDGET_KEY), "target_step": details.get("target_step"),
+            "wall_seconds": result.get("time_total_s"),
+            "checkpoint_path": None,  # set below for the models kept
             "finished_at": time.time(),
             "versions": versions(), **config_columns(config),
         }
@@ -228,22 +261,127 @@ class ResultsWriter(tune.Callback):
         languages = [
             {"trial_id": trial.trial_id, "task": config.target, "language": k.split("/")[0],
              "metric": k.split("/")[1], "value": float(v)}
-            for k, v in result.items()
+            for k, v in details.items()
             if k.split("/")[0] in langs and k.count("/") == 1 and isinstance(v, (int, float))]
         history = []
         for h in self.pending.pop(trial.trial_id, []):
-            if (h["trial_id"], h["target_step"]) not in self.history_keys:
-                self.history_keys.add((h["trial_id"], h["target_step"]))
+            if (h["trial_id"], h["budget"]) not in self.history_keys:
+                self.history_keys.add((h["trial_id"], h["budget"]))
                 history.append(h)
         if self.store is None:
             self.store = PartStore(self.sweep_path, max_parts=self.max_parts)
-        # history and languages first: a row in trials promises its details exist
-        self.store.append({"history": _table(history, HISTORY_COLUMNS),
-                           "languages": _table(languages, LANGUAGE_COLUMNS),
-                           "trials": _table([row], CORE_COLUMNS)})
+        evicted = self._place_model(row)
+        try:  # history and languages first: a row in trials promises its details exist
+            self.store.append({"history": _table(history, HISTORY_COLUMNS),
+                               "languages": _table(languages, LANGUAGE_COLUMNS),
+                               "trials": _table([row, *evicted], CORE_COLUMNS)})
+        except OSError as exc:
+            self._stop_if_full(f"{type(exc).__name__}: {exc}")
+            raise
+        # recorded: nothing resumes from these checkpoints any more (a resumed sweep
+        # replays the row); an error's checkpoints stay, for a look or a retry
+        for gone in [*evicted, *([row] if status != "error" and not row["checkpoint_path"] else [])]:
+            _delete_checkpoints(self.sweep_path, gone["trial_id"], keep=None)
         score = f"{row['objective']:.4f}" if row["objective"] is not None else "-"
         log.info("trial %s %s: score %s, tasks %s", trial.trial_id, status, score,
                  "+".join(config.intermediate_tasks))
+
+
+    def _collect_checkpoints(self) -> None:
+        """Delete every checkpoint on storage that no recorded row keeps (errors' stay): one
+        listing of the sweep's Train runs. A trial stopped by ASHA may finish uploading a
+        checkpoint after its row was recorded and its checkpoints deleted."""
+        from search.trainable import train_run_dir
+
+        fs, root = filesystem(f"{self.sweep_path}/train")
+        kept = {r["checkpoint_path"] for r in self.rows.values() if r.get("checkpoint_path")}
+        ended = {train_run_dir(self.sweep_path, t).rsplit("/", 1)[-1]
+                 for t, r in self.rows.items() if r["status"] != "error"}
+        try:
+            runs = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+            for run in runs:
+                if run.type != pafs.FileType.Directory or run.base_name not in ended:
+                    continue
+                for info in fs.get_file_info(pafs.FileSelector(run.path)):
+                    if (info.type == pafs.FileType.Directory
+                            and info.base_name.startswith("checkpoint_")
+                            and _as_uri(info.path, self.sweep_path) not in kept):
+                        fs.delete_dir(info.path)
+        except OSError as exc:  # storage keeps them; nothing recorded depends on it
+            log.warning("could not delete the checkpoints of ended trials: %s", exc)
+
+    def _place_model(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """Keep ``row``'s model if it is among the ``keep_models`` best finished trials:
+        its ``checkpoint_path`` then names its last checkpoint (weights only), and the
+        rows of trials it pushes out (``checkpoint_path`` cleared) are returned."""
+        if row["status"] != "finished" or self.keep_models <= 0 or row["objective"] is None:
+            return []
+        path = _delete_checkpoints(self.sweep_path, row["trial_id"], keep="newest")
+        if path is None:  # a surrogate trial, or a replay: no model to keep
+            return []
+        kept = sorted((r for r in self.rows.values()
+                       if r.get("checkpoint_path") and r["trial_id"] != row["trial_id"]),
+                      key=lambda r: (-r["objective"], r["trial_id"]))
+        ranked = sorted([*kept, row], key=lambda r: (-r["objective"], r["trial_id"]))
+        if row not in ranked[:self.keep_models]:
+            return []
+        row["checkpoint_path"] = _as_uri(path, self.sweep_path)
+        evicted = [{**r, "checkpoint_path": None} for r in ranked[self.keep_models:]]
+        for r in evicted:
+            self.rows[r["trial_id"]] = r
+        return evicted
+
+
+def _delete_checkpoints(sweep_path: str, trial_id: str, *, keep: str | None) -> str | None:
+    """Delete a trial's Train checkpoints, all of them or (``keep="newest"``) all but the
+    newest, whose path is returned (None where the trial has none)."""
+    from search.trainable import train_run_dir
+    from trainables.loop import META_FILE
+
+    fs, run_dir = filesystem(train_run_dir(sweep_path, trial_id))
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(run_dir, allow_not_found=True))
+    except OSError:
+        return None
+    found = []
+    for info in infos:
+        if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"):
+            try:
+                with fs.open_input_stream(f"{info.path}/{META_FILE}") as f:
+                    step = int(json.loads(f.read())["global_step"])
+            except (OSError, ValueError, KeyError):
+                step = -1  # cut short: never the one kept
+            found.append((step, info.path))
+    found.sort()
+    newest = found.pop()[1] if found and keep == "newest" else None
+    for _, path in found:
+        try:
+            fs.delete_dir(path)
+        except OSError as exc:  # storage keeps it; the sweep goes on
+            log.warning("could not delete checkpoint %s: %s", path, exc)
+    return newest
+
+
+def read_details(sweep_path: str, trial_id: str, budget: Any) -> dict[str, Any]:
+    """The details of a trial's evaluation at ``budget`` (per-language metrics, ``zs_ece_ts``,
+    ``target_step``, ``checkpoint_path``), from the file its worker wrote beside its Train run
+    before reporting; empty when there is none for that budget (a surrogate trial, or a
+    worker that died between writing and reporting). JSON: reading it runs no code."""
+    from search.trainable import train_run_dir
+    from trainables.loop import DETAILS_FILE
+
+    text = read_text(f"{train_run_dir(sweep_path, trial_id)}/{DETAILS_FILE}")
+    if text is None:
+        return {}
+    try:
+        details = json.loads(text)
+    except ValueError:
+        log.warning("trial %s: unreadable %s, per-language metrics not recorded",
+                    trial_id, DETAILS_FILE)
+        return {}
+    if not isinstance(details, dict) or details.get(BUDGET_KEY) != budget:
+        return {}
+    return details
 
 
 def _as_uri(path: str | None, sweep_path: str) -> str | None:

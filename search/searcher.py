@@ -2,10 +2,11 @@
 
 1. A trial stopped early by ASHA reached Optuna as COMPLETE with its truncated
    score, so TPE learned from low-budget scores as if final. Here it is told as
-   PRUNED; its intermediate values (reported per phase-3 step) stay on the
-   Optuna trial, and TPE ranks pruned trials below completed ones by them.
-2. Intermediate values are keyed by our own ``target_step`` counter, not Tune's
-   ``training_iteration``, which restarts when a trial is resumed.
+   PRUNED; its intermediate values (reported at each rung, phase-2 probes included)
+   stay on the Optuna trial, and TPE ranks pruned trials below completed ones by them.
+2. Intermediate values are keyed by the trial's budget counter (``BUDGET_KEY``, the
+   same one ASHA stops on), not Tune's ``training_iteration``, which restarts when a
+   trial is resumed.
 
 A trial is finished when its last report says ``finished``; anything else that
 ends without an error was stopped early.
@@ -20,12 +21,11 @@ from typing import Any
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from spaces.objective import ACCURACY_KEY, BUDGET_KEY, DONE_KEY, ECE_KEY, SCORE_KEY
 from spaces.space import SpaceSpec, define_space
 from spaces.sweep import SweepConfig
 
 log = logging.getLogger(__name__)
-STEP_KEY = "target_step"
-DONE_KEY = "finished"  # not "done": Tune fills that in itself
 
 
 class PruningOptunaSearch(OptunaSearch):
@@ -35,9 +35,9 @@ class PruningOptunaSearch(OptunaSearch):
         if isinstance(self.metric, list) or trial_id in self._completed_trials:
             return  # Optuna keeps no intermediate values for multi-objective studies
         value = result.get(self.metric)
-        if value is None or STEP_KEY not in result:
+        if value is None or BUDGET_KEY not in result:
             return
-        step = int(result[STEP_KEY])
+        step = int(result[BUDGET_KEY])
         seen = self.__dict__.setdefault("_reported_steps", {}).setdefault(trial_id, set())
         if step not in seen:  # a resumed trial repeats steps it already reported
             seen.add(step)
@@ -66,10 +66,10 @@ class PruningOptunaSearch(OptunaSearch):
 def make_searcher(sweep: SweepConfig) -> PruningOptunaSearch:
     """The seeded sampler and the define-by-run space of a sweep."""
     if sweep.mode == "multi":
-        metric: Any = ["zs_accuracy", "zs_ece"]
+        metric: Any = [ACCURACY_KEY, ECE_KEY]
         mode: Any = ["max", "min"]
     else:
-        metric, mode = "score", "max"
+        metric, mode = SCORE_KEY, "max"
     if sweep.sampler == "random":
         sampler: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=sweep.seed)
     else:

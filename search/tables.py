@@ -27,13 +27,13 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: history keyed by budget (phase-2 rungs report too); trials carry it
 SCHEMA_KEY = b"xstilts.schema"
 SEQ_KEY = b"xstilts.seq"
 TABLES = ("trials", "languages", "history")
 #: a row replaces an older one with the same key
 KEYS = {"trials": ("trial_id",), "languages": ("trial_id", "language", "metric"),
-        "history": ("trial_id", "target_step")}
+        "history": ("trial_id", "budget")}
 MAX_PARTS = 32
 #: compaction merges the newest files until each is MERGE_RATIO times the rows of all newer
 #: ones (the base is the oldest file): a row is rewritten O(log n) times in a sweep, not

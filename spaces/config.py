@@ -26,7 +26,7 @@ EVAL_SPLITS: tuple[str, ...] = ("dev", "test")
 #: keys that say how a trial runs, not what it computes: left out of the config hash
 RUN_ONLY_KEYS: frozenset[str] = frozenset({
     "num_workers", "use_gpu", "eval_every", "train_step", "compile", "gpu_share",
-    "gpu_memory_gib"})
+    "gpu_memory_gib", "probe_steps", "probe_examples", "probe_eval_examples"})
 #: keys added after the first release, left out of the hash at these defaults so that a
 #: config keeps its hash across versions
 LATER_KEYS: Mapping[str, Any] = MappingProxyType({"eval_languages": [], "retrieval_layer": 0,
@@ -85,8 +85,17 @@ class TrialConfig:
     #: mean-pooled into sentence embeddings (1 = first layer); 0: the middle layer
     #: (num_hidden_layers // 2, XTREME's choice)
     retrieval_layer: int = 0
-    #: evaluate and report every this many phase-3 steps (0: at the end only)
+    #: evaluate and report every this many phase-3 steps, besides the sweep's rungs and the
+    #: end (0: at rungs and the end only)
     eval_every: int = 0
+    #: the target probe at a phase-2 rung (``trainables.probe``): a copy of the encoder is
+    #: fine-tuned ``probe_steps`` steps on the first ``probe_examples`` English target
+    #: training examples and scored on the first ``probe_eval_examples`` of every language;
+    #: the trial then goes on from its own state. 0 steps: no probe (phase-2 rungs report
+    #: nothing, so ASHA judges the trial in phase 3)
+    probe_steps: int = 100
+    probe_examples: int = 3200
+    probe_eval_examples: int = 500
     max_length: int = 128
     seed: int = 0
     #: λ in score = mean_zs_acc − λ · mean_zs_ece
@@ -300,7 +309,8 @@ def _problems(c: TrialConfig) -> Iterable[str]:
         ("examples_cap", c.examples_cap, 0), ("max_train_examples", c.max_train_examples, 0),
         ("max_eval_examples", c.max_eval_examples, 0), ("num_workers", c.num_workers, 1),
         ("seed", c.seed, 0), ("retrieval_layer", c.retrieval_layer, 0),
-        ("group_by_length", c.group_by_length, 0),
+        ("group_by_length", c.group_by_length, 0), ("probe_steps", c.probe_steps, 0),
+        ("probe_examples", c.probe_examples, 1), ("probe_eval_examples", c.probe_eval_examples, 1),
     ):
         if value < low:
             yield f"{name}={value!r} is too small; expected an integer >= {low}"

@@ -10,6 +10,41 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
+# -- what a trial reports, named once ---------------------------------------------------------
+#: the scalar objective (ASHA's metric, Optuna's value in scalar mode)
+SCORE_KEY = "score"
+#: its two terms (Optuna's values in multi-objective mode)
+ACCURACY_KEY = "zs_accuracy"
+ECE_KEY = "zs_ece"
+#: the fidelity counter: ASHA's time attribute and the step of Optuna's intermediate values
+#: (``budget``)
+BUDGET_KEY = "budget"
+#: the trial's last report, with its final value (not "done": Tune fills that in itself)
+DONE_KEY = "finished"
+#: everything that reaches Tune: its experiment state keeps running statistics of every
+#: numeric key of every report and rewrites them at each snapshot, so per-language metrics
+#: go to the sweep's tables instead (``trainables.loop`` writes them beside the trial)
+TUNE_KEYS: tuple[str, ...] = (SCORE_KEY, ACCURACY_KEY, ECE_KEY, BUDGET_KEY, DONE_KEY)
+
+
+def tune_keys(mode: str) -> tuple[str, ...]:
+    """The keys a model trial sends Tune in a sweep of ``mode``: ASHA stops on the score
+    at a budget; Optuna learns the score (scalar) or both terms (multi). Each key costs
+    ~0.5 KB of Tune's state per trial (Tune keeps running statistics of it); the terms
+    reach the tables from the trial's details either way."""
+    if mode == "multi":
+        return TUNE_KEYS
+    return (SCORE_KEY, BUDGET_KEY, DONE_KEY)
+
+
+def budget(intermediate_steps: int, target_steps: int, *, two_phase: bool) -> int:
+    """The fidelity a trial has spent: optimizer steps of phase 2 (multi-task intermediate
+    training) and phase 3 (target fine-tuning) together, or of phase 3 only where early
+    stopping acts on phase 3 alone (``search.two_phase: false``). Probe steps, evaluation
+    and retrieval scoring are overheads of a rung, not budget: the counter is the same
+    for a trial whether its rungs were probed or not."""
+    return (intermediate_steps if two_phase else 0) + target_steps
+
 
 def score(accuracy: float, ece: float, *, weight: float) -> float:
     """The scalar objective from a mean zero-shot accuracy and ECE."""

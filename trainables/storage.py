@@ -12,6 +12,7 @@ place on close, the way the results writer does.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import uuid
@@ -139,3 +140,33 @@ def fail_fast(fs: pafs.FileSystem) -> pafs.FileSystem:
     return pafs.S3FileSystem(**{**options, **PROBE_S3_OPTIONS,
                                 "retry_strategy": pafs.AwsStandardS3RetryStrategy(
                                     max_attempts=PROBE_S3_ATTEMPTS)})
+
+
+#: what a full filesystem, or an object store at its quota, says
+_FULL_SIGNS = ("no space left on device", "[errno 28]", "disk quota exceeded", "[errno 122]",
+               "quotaexceeded", "xminiostoragefull", "minimum free drive threshold")
+
+
+class StorageFullError(OSError):
+    """The sweep's storage is full (or at its quota): an operating condition, not a fault
+    of a trial. The driver stops the sweep; ``xstilts resume`` goes on once there is room."""
+
+
+def is_storage_full(error: BaseException | str) -> bool:
+    """Whether ``error`` (an exception, with its causes, or an error's text) says that the
+    storage is full: ENOSPC, EDQUOT, or an object store's quota error."""
+    seen = set()
+    while isinstance(error, BaseException) and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, StorageFullError) or (
+                isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)):
+            return True
+        if _says_full(str(error)):
+            return True
+        error = error.__cause__ or error.__context__
+    return isinstance(error, str) and _says_full(error)
+
+
+def _says_full(text: str) -> bool:
+    text = text.lower()
+    return any(sign in text for sign in _FULL_SIGNS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import ray.train
 from ray.train.torch import TorchTrainer
@@ -22,11 +22,15 @@ NODE_LABEL = "xstilts/model-size"
 def make_trainer(config: TrialConfig, *, storage_path: str, name: str,
                  resume_from: ray.train.Checkpoint | None = None,
                  callbacks: Sequence[ray.train.UserCallback] = (),
-                 keep_checkpoints: int | None = 2, max_failures: int = 0) -> TorchTrainer:
+                 schedule: Mapping[str, Any] | None = None,
+                 keep_checkpoints: int | None = 1, max_failures: int = 0) -> TorchTrainer:
     """A trainer for ``config``; a deterministic ``name`` lets a re-run find its checkpoints.
 
     ``resume_from`` starts from a checkpoint of an earlier run of the same config; a
     run that restarts (same ``name`` and storage) continues from its own latest one.
+    ``schedule``: when to report (``trainables.loop.Schedule``: a sweep's rungs); none:
+    at the end (and every ``eval_every`` phase-3 steps). ``keep_checkpoints``: Train keeps
+    the newest one only, the one the trial goes on from (optimizer state and all).
     """
     size = get_model_size(config.model_size)
     fs, path = run_filesystem(storage_path)  # local folders: every file written atomically
@@ -37,7 +41,8 @@ def make_trainer(config: TrialConfig, *, storage_path: str, name: str,
         train_loop_per_worker,
         # Train V2 has no resume_from_checkpoint: the loop takes the path (ray#49454)
         train_loop_config={"trial": config.to_dict(),
-                           "resume_from": resume_from.path if resume_from else None},
+                           "resume_from": resume_from.path if resume_from else None,
+                           "schedule": dict(schedule or {})},
         scaling_config=ray.train.ScalingConfig(
             num_workers=config.num_workers, use_gpu=config.use_gpu,
             resources_per_worker=resources,

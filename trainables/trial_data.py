@@ -9,6 +9,7 @@ exactly what a trial loads, and ``xstilts prepare`` fills the cache with it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from spaces.config import TrialConfig
@@ -29,6 +30,10 @@ class TrialData:
     en_dev: EncodedSplit | None = None
     #: tagging task -> its tag names (CCG's come from its training file)
     tag_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the target probe's evaluation sets and English dev set (``trainables.probe``): the
+    #: first ``probe_eval_examples`` of each (the full sets where those are no larger)
+    probe_sets: dict[str, EncodedSplit] = field(default_factory=dict)
+    probe_dev: EncodedSplit | None = None
 
     @property
     def num_labels(self) -> dict[str, int]:
@@ -55,7 +60,7 @@ def eval_split(task: TaskSpec, wanted: str) -> str:
 class SplitRequest:
     """One encoded split a trial reads, and where it goes in ``TrialData``."""
 
-    #: ``inter_train``, ``target_train``, ``eval`` or ``en_dev``
+    #: ``inter_train``, ``target_train``, ``eval``, ``en_dev``, ``probe_eval``, ``probe_dev``
     role: str
     task: str
     split: str
@@ -95,7 +100,18 @@ def trial_splits(cfg: TrialConfig, *, scoring: bool = True) -> list[SplitRequest
         if not ((dev_task, dev_split) == (target, split) and en in languages):
             out.append(SplitRequest("en_dev", dev_task.name, dev_split, en, cfg.max_eval_examples,
                                     target.name, True))
-    return out
+    return out + _probe_splits(cfg, out)
+
+
+def _probe_splits(cfg: TrialConfig, scored: list[SplitRequest]) -> list[SplitRequest]:
+    """The probe's copies of the evaluation requests, cut to ``probe_eval_examples``; none
+    where the probe is off or would read the same rows as the evaluation."""
+    limit = cfg.probe_eval_examples
+    if not cfg.probe_steps or (cfg.max_eval_examples and cfg.max_eval_examples <= limit):
+        return []
+    roles = {"eval": "probe_eval", "en_dev": "probe_dev"}
+    return [dataclasses.replace(r, role=roles[r.role], limit=limit)
+            for r in scored if r.role in roles]
 
 
 def load_split(request: SplitRequest, cfg: TrialConfig, tokenizer,
@@ -123,8 +139,16 @@ def load_trial_data(cfg: TrialConfig, tokenizer, *, scoring: bool = True) -> Tri
             data.target_train = encoded
         elif request.role == "eval":
             data.eval_sets[request.language] = encoded
-        else:
+        elif request.role == "en_dev":
             data.en_dev = encoded
+        elif request.role == "probe_eval":
+            data.probe_sets[request.language] = encoded
+        else:
+            data.probe_dev = encoded
     if data.en_dev is None and data.target_train is not None and scoring:
         data.en_dev = data.eval_sets[data.target.train_language]  # English dev is eval's split
+    if scoring and not data.probe_sets:  # the evaluation sets are no larger than the probe's
+        data.probe_sets, data.probe_dev = data.eval_sets, data.en_dev
+    elif data.probe_dev is None and data.target_train is not None and scoring:
+        data.probe_dev = data.probe_sets[data.target.train_language]
     return data

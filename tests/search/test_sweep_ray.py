@@ -6,6 +6,7 @@ import sys
 import optuna
 import pandas as pd
 import pytest
+import torch
 
 from search.query import best, load_sweep, pareto
 from search.results import CORE_COLUMNS, SCHEMA_KEY, read_table
@@ -17,7 +18,8 @@ from spaces.sweep import SweepConfig
 pytestmark = pytest.mark.ray
 
 BASE = TrialConfig(intermediate_steps=20, target_epochs=1.0, batch_size=16, max_length=48,
-                   max_train_examples=96, max_eval_examples=64, eval_every=2, learning_rate=2e-3)
+                   max_train_examples=96, max_eval_examples=64, learning_rate=2e-3,
+                   probe_steps=4, probe_examples=48)
 TARGET_STEPS = 6  # ceil(96 / 16)
 SPACE = SpaceSpec(tasks=("demo-polarity", "demo-topic"), learning_rate=(1e-3, 4e-3),
                   intermediate_steps=(10, 30, 10), batch_size=(16,), target_epochs=(1.0,))
@@ -29,38 +31,73 @@ def _dominated(row, others) -> bool:
                for o in others)
 
 
-def test_asha_sweep_stops_trials_prunes_them_in_optuna_and_writes_parquet(ray_local, tmp_path):
-    sweep = SweepConfig(trials=8, concurrency=2, seed=0, startup_trials=4, asha_grace=2,
-                        asha_reduction=4, space=SPACE)
+def test_asha_sweep_stops_trials_in_both_phases_prunes_them_in_optuna_and_writes_parquet(
+        ray_local, tmp_path):
+    # budget rungs 8 (phase 2 for every trial: a target probe) and 32 (phase 3 of the
+    # 30-step trials); each trial ends at its phase-2 steps + 6
+    sweep = SweepConfig(trials=8, concurrency=2, seed=0, startup_trials=4, asha_grace=8,
+                        asha_reduction=4, space=SPACE, keep_models=2)
     plan = SweepPlan(storage=str(tmp_path), name="asha", base=BASE, sweep=sweep)
     outcome = run_sweep(plan)  # a stall on resources held by stopped trials would hang here
 
     table = read_table(plan.path, "trials")
-    assert table.schema.metadata[SCHEMA_KEY] == b"1"
+    assert table.schema.metadata[SCHEMA_KEY] == b"2"
     assert [n for n, _ in CORE_COLUMNS] == table.column_names[:len(CORE_COLUMNS)]
     assert {"config/intermediate_tasks", "config/learning_rate", "config/seed"} <= set(table.column_names)
     df = table.to_pandas()
     assert len(df) == 8 and df["trial_id"].is_unique
     assert set(df["status"]) <= {"finished", "stopped"}
     stopped, finished = df[df["status"] == "stopped"], df[df["status"] == "finished"]
+    total = df["config/intermediate_steps"] + TARGET_STEPS
     # how many async ASHA stops depends on the order scores reach the rung (scores that
     # arrive rising are all kept): with 8 trials it stopped 3 to 6 in our runs
-    assert len(stopped) >= 1, df[["trial_id", "status", "target_step", "objective"]]
+    assert len(stopped) >= 1, df[["trial_id", "status", "budget", "objective"]]
     assert len(finished) >= 1
-    assert (stopped["target_step"] < TARGET_STEPS).all()
+    assert (stopped["budget"] < total[stopped.index]).all()
+    # early stopping reached into phase 2: a probe's score stopped a trial there
+    in_phase_2 = stopped[stopped["budget"] <= stopped["config/intermediate_steps"]]
+    assert len(in_phase_2) >= 1, df[["trial_id", "status", "budget", "config/intermediate_steps"]]
+    assert in_phase_2["target_step"].isna().all()
+    assert (finished["budget"] == total[finished.index]).all()
     assert (finished["target_step"] == TARGET_STEPS).all()
     assert df["objective"].notna().all()
 
-    # Optuna learned stopped trials as pruned (with their intermediate values), not complete
+    # Optuna learned stopped trials as pruned (with their intermediate values keyed by
+    # budget), not complete
     states = pd.Series([t.state.name for t in outcome.study.trials]).value_counts().to_dict()
     assert states.get("PRUNED", 0) == len(stopped) and states.get("COMPLETE", 0) == len(finished)
+    stopped_at = sorted(stopped["budget"])
+    pruned_at = []
     for t in outcome.study.trials:
         if t.state == optuna.trial.TrialState.PRUNED:
             # Optuna keeps a pruned trial's last intermediate value as its value
             last = t.intermediate_values[max(t.intermediate_values)]
-            assert t.value == last and max(t.intermediate_values) < TARGET_STEPS
+            assert t.value == last and 8 in t.intermediate_values
+            pruned_at.append(max(t.intermediate_values))
         else:
             assert t.value is not None
+    assert sorted(pruned_at) == stopped_at
+
+    # checkpoints that cost what they must: the best keep_models finished trials keep one
+    # checkpoint, weights only; stopped trials and the rest keep none
+    kept = df[df["checkpoint_path"].notna()]
+    assert set(kept["status"]) <= {"finished"} and len(kept) == min(2, len(finished))
+    assert set(kept["trial_id"]) == set(finished.nlargest(2, "objective")["trial_id"])
+    for row in df.to_dict("records"):
+        run_dir = tmp_path / "asha" / "train" / f"train-{row['trial_id']}"
+        left = sorted(p for p in run_dir.glob("checkpoint_*") if p.is_dir())
+        if pd.isna(row["checkpoint_path"]):
+            assert left == [], (row["status"], left)
+        else:
+            assert [str(p) for p in left] == [row["checkpoint_path"]]
+            state = torch.load(left[0] / "state.pt", weights_only=True)
+            assert state["state"]["phase"] == "done" and "optimizer" not in state
+
+    # Tune sees the score, the budget and done, nothing per language: ~11 KB a trial, of
+    # which ~3 KB are the statistics of Tune's own six keys (55 KB when every metric went)
+    tune_state = max((tmp_path / "asha" / "tune").glob("experiment_state-*.json"))
+    per_trial = tune_state.stat().st_size / len(df)
+    assert per_trial <= 12_000, f"Tune's experiment state holds {per_trial:.0f} bytes a trial"
 
     s = load_sweep(plan.path)
     top = best(s, k=3)
@@ -69,7 +106,7 @@ def test_asha_sweep_stops_trials_prunes_them_in_optuna_and_writes_parquet(ray_lo
     front = pareto(s).to_dict("records")
     rows = finished.to_dict("records")
     assert front and not any(_dominated(r, rows) for r in front)
-    langs = s.languages
+    langs = s.languages  # from the trials' details files: Tune never saw them
     assert set(langs["language"]) == {"en", "de", "fr", "sw"}
     assert set(langs["trial_id"]) == set(df["trial_id"])
     assert len(s.history) >= len(df)  # every trial reported at least its first rung
