@@ -58,6 +58,7 @@ def trials_table(n: int, start: int, rng: np.random.Generator) -> pa.Table:
         "zs_accuracy": pa.array(acc, mask=failed),
         "zs_ece": pa.array(ece, mask=failed | (rng.random(n) < 0.01)),
         "zs_ece_ts": pa.array(ece / 2, mask=failed),
+        "budget": pa.array(rng.integers(100, 900, n)),
         "target_step": pa.array(rng.integers(20, 400, n)),
         "wall_seconds": pa.array(rng.uniform(30, 600, n)),
         "checkpoint_path": pa.array([f"/runs/scale/train/train-{i:07d}/checkpoint" for i in ids]),
@@ -113,7 +114,7 @@ class Writer(threading.Thread):
         rng = np.random.default_rng(1)
         while not self.stop.is_set():
             rows = trials_table(4, self.next_id, rng)
-            hist = [{"trial_id": tid, "target_step": 20} for tid in rows["trial_id"].to_pylist()]
+            hist = [{"trial_id": tid, "budget": 20} for tid in rows["trial_id"].to_pylist()]
             self.store.append({"history": _table(hist, HISTORY_COLUMNS), "trials": rows})
             self.next_id, self.parts = self.next_id + 4, self.parts + 1
             if self.fold:

@@ -391,6 +391,8 @@ def _cmd_trial(args: argparse.Namespace) -> int:
 
 def format_language_table(metrics: Mapping[str, Any], *, train_language: str, weight: float) -> str:
     """The per-language accuracy/ECE table and the objective, as printed by ``trial``."""
+    from spaces.objective import SCORE_KEY
+
     langs = [k.split("/")[0] for k in metrics if k.endswith("/accuracy")]
     lines = [f"{'language':<10}{'accuracy':>10}{'ECE':>8}{'ECE(TS)':>9}  role"]
     for lang in langs:
@@ -399,7 +401,7 @@ def format_language_table(metrics: Mapping[str, Any], *, train_language: str, we
                      f"{metrics[f'{lang}/ece_ts']:>9.3f}  {role}")
     lines.append(f"{'zero-shot':<10}{metrics['zs_accuracy']:>10.3f}{metrics['zs_ece']:>8.3f}"
                  f"{metrics['zs_ece_ts']:>9.3f}  macro mean")
-    lines.append(f"objective: score = zs_accuracy - {weight:g} * zs_ece = {metrics['score']:.4f}"
+    lines.append(f"objective: score = zs_accuracy - {weight:g} * zs_ece = {metrics[SCORE_KEY]:.4f}"
                  f"   (temperature fitted on English dev: {metrics['temperature']:.3f})")
     return "\n".join(lines)
 

@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 
@@ -16,11 +17,14 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 
 from search.results import ResultsWriter, filesystem
-from search.searcher import STEP_KEY, PruningOptunaSearch, make_searcher
+from search.searcher import PruningOptunaSearch, make_searcher
 from search.trainable import surrogate_trial, trial_resources, tune_trial
-from trainables.storage import fail_fast, run_filesystem
+from trainables.storage import StorageFullError, fail_fast, is_storage_full, run_filesystem
+from trainables.surrogate import surrogate_longest
 from spaces.config import ConfigError, TrialConfig
+from spaces.objective import BUDGET_KEY, SCORE_KEY, tune_keys
 from spaces.sweep import SweepConfig, idle_gpu_note, packing_problems
+from spaces.models import get_model_size
 from spaces.tasks import get_task
 
 class _NoTrialLogFiles(logging.Filter):
@@ -142,6 +146,8 @@ def can_resume(sweep_path: str) -> bool:
     return tune.Tuner.can_restore(f"{path}/{TUNE_DIR}", storage_filesystem=fs)
 
 
+#: ASHA's ``max_t``: no trial is cut short for its length, only for its scores at rungs
+MAX_BUDGET = 10**9
 SNAPSHOT_ENV = "TUNE_GLOBAL_CHECKPOINT_S"
 #: the period a user set for Tune's snapshots, which every sweep of this process keeps
 _USER_SNAPSHOT = os.environ.get(SNAPSHOT_ENV)
@@ -198,17 +204,19 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
         optuna_search = make_searcher(sweep)
         searcher = ConcurrencyLimiter(optuna_search, max_concurrent=_staged(sweep))
         if sweep.asha_grace > 0:
-            scheduler = ASHAScheduler(time_attr=STEP_KEY, metric="score", mode="max",
+            scheduler = ASHAScheduler(time_attr=BUDGET_KEY, metric=SCORE_KEY, mode="max",
                                       grace_period=sweep.asha_grace,
-                                      reduction_factor=sweep.asha_reduction, max_t=10**9)
+                                      reduction_factor=sweep.asha_reduction, max_t=MAX_BUDGET)
         else:
             scheduler = FIFOScheduler()
-        writer = ResultsWriter(plan.path, sweep=plan.name, base=plan.base, spec=sweep.space)
+        writer = ResultsWriter(plan.path, sweep=plan.name, base=plan.base, spec=sweep.space,
+                               keep_models=sweep.keep_models)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                         num_samples=sweep.trials,
-                                        reuse_actors=sweep.trainable == "surrogate"),
+                                        reuse_actors=sweep.trainable == "surrogate",
+                                        trial_dirname_creator=_trial_dirname),
             run_config=tune.RunConfig(
                 name=TUNE_DIR, storage_path=path, storage_filesystem=fs,
                 callbacks=[writer],
@@ -217,8 +225,71 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )
-    results = tuner.fit()
+    try:
+        results = tuner.fit()
+    except Exception as exc:  # Tune wraps what stopped it in a TuneError
+        if is_storage_full(exc):
+            raise StorageFullError(storage_full_message(plan, exc)) from None
+        raise
     return SweepOutcome(results=results, study=optuna_search.study if optuna_search else None)
+
+
+def _trial_dirname(trial) -> str:
+    """A trial's folder: its name (Tune's default spells out its parameters, which Tune's
+    state then repeats for every trial at every snapshot)."""
+    return str(trial)
+
+
+def storage_full_message(plan: SweepPlan, error: BaseException) -> str:
+    """What to tell a user whose sweep stopped because its storage is full: which storage,
+    what it said, what a trial needs there, and how to go on."""
+    cause = next((line.strip() for line in str(_innermost(error)).splitlines()
+                  if is_storage_full(line)), str(_innermost(error)).strip().splitlines()[-1:])
+    need = _checkpoint_bytes(plan)
+    free = ""
+    if "://" not in plan.storage:
+        try:
+            free = f"; {shutil.disk_usage(plan.storage).free / 2**20:,.0f} MiB free there now"
+        except OSError:
+            pass
+    return (f"the sweep's storage {plan.storage} is full ({cause}); the sweep stopped, no trial "
+            f"was recorded as failed for it and nothing already recorded is lost. A running "
+            f"trial needs about {need / 2**20:,.0f} MiB there for its checkpoint{free}. Free "
+            f"space (or raise the quota), then go on with: xstilts resume {plan.path}")
+
+
+def _innermost(error: BaseException) -> BaseException:
+    """The first ``StorageFullError`` in ``error``'s causes, else the last cause."""
+    seen = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, StorageFullError):
+            return error
+        nxt = error.__cause__ or error.__context__
+        if nxt is None:
+            return error
+        error = nxt
+    return error
+
+
+def _checkpoint_bytes(plan: SweepPlan) -> int:
+    """The largest checkpoint of the sweep's trials on storage; without one, the model's
+    weights and AdamW state (12 bytes a parameter) at the largest size the space draws."""
+    try:
+        fs, root = filesystem(f"{plan.path}/train")
+        sizes: dict[str, int] = {}
+        for info in fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True)):
+            parts = info.path.split("/")
+            at = next((i for i, p in enumerate(parts) if p.startswith("checkpoint_")), None)
+            if at is not None and at < len(parts) - 1 and info.type == pafs.FileType.File:
+                key = "/".join(parts[:at + 1])
+                sizes[key] = sizes.get(key, 0) + (info.size or 0)
+        if sizes:
+            return max(sizes.values())
+    except OSError:
+        pass
+    return int(max(12 * get_model_size(s).params_millions * 1e6
+                   for s in plan.sweep.space.model_sizes))
 
 
 def _staged(sweep: SweepConfig) -> int:
@@ -237,11 +308,16 @@ def _trainable(plan: SweepPlan):
     sweep, base, spec = plan.sweep, plan.base.to_dict(), plan.sweep.space.to_dict()
     surrogate = sweep.trainable == "surrogate"
     if surrogate:
+        # surrogate_seconds is the longest trial's time: each trial's follows its steps
+        steps = max(1, sum(surrogate_longest(plan.base, sweep.space)))
         fn = tune.with_parameters(surrogate_trial, base=base, spec=spec, sweep_path=plan.path,
-                                  seconds=sweep.surrogate_seconds,
-                                  reports=sweep.surrogate_reports, step=max(1, sweep.asha_grace))
+                                  rungs=sweep.rungs(MAX_BUDGET), two_phase=sweep.two_phase,
+                                  seconds_per_step=sweep.surrogate_seconds / steps,
+                                  reports=sweep.surrogate_reports)
     else:
-        fn = tune.with_parameters(tune_trial, base=base, spec=spec, sweep_path=plan.path)
+        schedule = {"rungs": sweep.rungs(MAX_BUDGET), "two_phase": sweep.two_phase}
+        fn = tune.with_parameters(tune_trial, base=base, spec=spec, sweep_path=plan.path,
+                                  schedule=schedule, keys=tune_keys(sweep.mode))
     if surrogate and not plan.base.use_gpu:
         import ray
 

@@ -10,51 +10,74 @@ one in every result.
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import ray.tune
 from ray.train import TrainingFailedError
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from search import results
+from trainables.storage import StorageFullError, is_storage_full
 from spaces.config import TrialConfig
 from spaces.models import gpu_share
-from spaces.objective import score
+from spaces.objective import BUDGET_KEY, DONE_KEY, SCORE_KEY, TUNE_KEYS, budget, score
 from spaces.space import SpaceSpec, trial_config
 
-OBJECTIVE_KEY = "score"
-
-
 class ObjectiveReportCallback(TuneReportCallback):
-    """Forward rank 0's reports to Tune, but only those that carry the objective."""
+    """Forward rank 0's reports to Tune, but only those that carry the objective, and of
+    them only ``keys`` (``spaces.objective.tune_keys``), without the checkpoint's path:
+    Tune's experiment state keeps statistics of every key it is sent, rewritten at each
+    snapshot. The rest reaches the sweep's tables from the trial's details file
+    (``search.results.read_details``); the results find the checkpoints themselves."""
+
+    def __init__(self, keys: Sequence[str] = TUNE_KEYS):
+        super().__init__()
+        self.keys = tuple(keys)
 
     def after_report(self, run_context, metrics, checkpoint):
-        if metrics and OBJECTIVE_KEY in metrics[0]:
-            super().after_report(run_context, metrics, checkpoint)
+        if metrics and SCORE_KEY in metrics[0]:
+            sent = [{k: m[k] for k in self.keys if k in m} for m in metrics]
+            super().after_report(run_context, sent, None)
 
 
 def tune_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[str, Any],
-               sweep_path: str) -> None:
+               sweep_path: str, schedule: dict[str, Any], keys: Sequence[str]) -> None:
+    """One model trial: its Train run, reporting ``keys`` to Tune at ``schedule``'s rungs
+    (``trainables.loop.Schedule``)."""
     from trainables.trial import make_trainer
 
     cfg = _config(params, base, spec)
     trial_id = ray.tune.get_context().get_trial_id()
     if _answered(sweep_path, trial_id, cfg):
         return
-    run_dir = f"{sweep_path}/train/train-{trial_id}"
+    run_dir = train_run_dir(sweep_path, trial_id)
     failed = results.read_failure(run_dir)
     if failed is not None:  # a permanent fault: a retry would fail the same way
         raise RuntimeError(failed)
-    trainer = make_trainer(cfg, storage_path=f"{sweep_path}/train", name=f"train-{trial_id}",
-                           callbacks=[ObjectiveReportCallback()])
+    storage, _, name = train_run_dir(sweep_path, trial_id).rpartition("/")
+    trainer = make_trainer(cfg, storage_path=storage, name=name,
+                           callbacks=[ObjectiveReportCallback(keys)], schedule=schedule)
     try:
         trainer.fit()
     except TrainingFailedError as exc:
         cause = root_cause(exc)
+        if is_storage_full(exc) or is_storage_full(cause):
+            # not the trial's fault: the driver stops the sweep (search.results.ResultsWriter)
+            raise StorageFullError(cause) from None
         if is_permanent(cause):
             results.write_failure(run_dir, cause)
         raise RuntimeError(cause) from None
+    except Exception as exc:  # Train's controller writing its state, say
+        if is_storage_full(exc):
+            raise StorageFullError(f"{type(exc).__name__}: {exc}"[:2000]) from None
+        raise
+
+
+def train_run_dir(sweep_path: str, trial_id: str) -> str:
+    """Where the Train run of a sweep's trial keeps its checkpoints and details."""
+    return f"{sweep_path}/train/train-{trial_id}"
 
 
 def _config(params: dict[str, Any], base: dict[str, Any], spec: dict[str, Any]) -> TrialConfig:
@@ -79,28 +102,42 @@ def _answered(sweep_path: str, trial_id: str, cfg: TrialConfig) -> bool:
 
 
 def surrogate_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[str, Any],
-                    sweep_path: str, seconds: float, reports: int, step: int) -> None:
+                    sweep_path: str, rungs: Sequence[int], two_phase: bool,
+                    seconds_per_step: float, reports: int = 1) -> None:
     """A trial without a model (``search.trainable: surrogate``): the known function of
-    ``trainables.surrogate``, reported ``reports`` times over ``seconds`` at target steps
-    ``step``, ``2·step``, … like a training run whose score climbs to its final value."""
-    from trainables.surrogate import surrogate_metrics
+    ``trainables.surrogate`` with a model trial's two phases and reports.
+
+    It reports, with ``spaces.objective.budget`` as ``BUDGET_KEY``, at each of the sweep's
+    ``rungs`` below its own total budget (a target probe where the rung falls in phase 2),
+    at ``reports`` evenly spaced points of phase 3 (the last one its end) and at its end.
+    Without ``two_phase`` the budget and ``rungs`` count phase-3 steps, and phase 2 runs
+    without a report. It lasts ``seconds_per_step`` per step it runs, phase 2 included, so
+    a trial stopped early costs less time.
+    """
+    from trainables.surrogate import surrogate_curve, surrogate_phases, surrogate_progress
 
     cfg = _config(params, base, spec)
     if _answered(sweep_path, ray.tune.get_context().get_trial_id(), cfg):
         return
-    final = surrogate_metrics(cfg)
+    steps_2, steps_3 = surrogate_phases(cfg)
+    total = budget(steps_2, steps_3, two_phase=two_phase)
+    phase_3 = budget(steps_2, 0, two_phase=two_phase)  # the budget where phase 3 starts
+    points = {r for r in rungs if r < total} | {total}
+    points |= {phase_3 + math.ceil(k * steps_3 / reports) for k in range(1, reports)}
     start = time.monotonic()
-    for k in range(1, reports + 1):
+    for at in sorted(points):
         # report on schedule: a report waits for the driver to take it, and that wait
         # belongs to the trial's time, as a real trial's training goes on meanwhile
-        time.sleep(max(0.0, start + k * seconds / reports - time.monotonic()))
-        acc = max(0.0, final["zs_accuracy"] - 0.02 * (reports - k) / reports)
-        # done: Tune ends the trial at its last report instead of asking the function for
-        # one more result (a round trip to the actor per trial)
-        ray.tune.report({"zs_accuracy": acc, "zs_ece": final["zs_ece"],
-                         "score": score(acc, final["zs_ece"], weight=cfg.objective_weight),
-                         "target_step": k * step, "target_steps": reports * step,
-                         "finished": k == reports, "done": k == reports})
+        ran = sum(surrogate_progress(cfg, at, two_phase=two_phase))
+        time.sleep(max(0.0, start + ran * seconds_per_step - time.monotonic()))
+        metrics = {key: value for key, value in
+                   surrogate_curve(cfg, at, two_phase=two_phase).items() if key in TUNE_KEYS}
+        report = {**metrics, BUDGET_KEY: at, DONE_KEY: at == total}
+        if at == total:
+            # Tune ends the trial at its last report instead of asking the function for one
+            # more result (a round trip to the actor per trial)
+            report["done"] = True
+        ray.tune.report(report)
 
 
 def trial_resources(config: dict[str, Any], *, base: dict[str, Any], spec: dict[str, Any],
@@ -122,7 +159,8 @@ def trial_resources(config: dict[str, Any], *, base: dict[str, Any], spec: dict[
 #: errors a retry would meet again: bad numbers, bad data (``DataUnavailableError``: a
 #: missing dataset, config, split or file, offline without a cache), bad config, bugs
 PERMANENT = ("FloatingPointError", "ValueError", "KeyError", "TypeError", "IndexError",
-             "ConfigError", "DataUnavailableError", "FileNotFoundError", "NotImplementedError")
+             "ConfigError", "DataUnavailableError", "FileNotFoundError", "NotImplementedError",
+             "UnsafeCheckpointError")
 #: errors that say they may pass: ``FetchError`` (``trainables.retry``) is a download that
 #: failed on every in-process attempt for a passing reason (connection, timeout, HTTP 429/5xx)
 TRANSIENT = ("FetchError",)

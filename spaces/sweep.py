@@ -32,17 +32,29 @@ class SweepConfig:
     sampler: str = "tpe"
     #: random trials before TPE models the space
     startup_trials: int = 4
-    #: ASHA on the scalar score, in phase-3 steps; 0 grace disables early stopping
+    #: ASHA on the scalar score: its first rung, in budget steps (``spaces.objective.budget``),
+    #: then every ``asha_reduction`` times further; 0 grace disables early stopping
     asha_grace: int = 10
     asha_reduction: float = 2.0
+    #: early stopping over the whole trial: the budget counts phase-2 and phase-3 steps and
+    #: a trial reports a target probe at the rungs that fall in phase 2 (``trainables.probe``);
+    #: false: the budget is the phase-3 step, and phase 2 always runs to its end
+    two_phase: bool = True
+    #: finished trials whose model weights are kept (the best by score); the checkpoints
+    #: of the others, and of stopped trials, are deleted once the results record them
+    keep_models: int = 5
     #: retries of a trial after a transient fault (CUDA OOM, a lost node); each
     #: retry continues from the trial's last checkpoint. NaN losses and bad data fail at once.
     max_failures: int = 2
     space: SpaceSpec = field(default_factory=SpaceSpec)
     trainable: str = "model"
-    #: surrogate trials: seconds each trial lasts, spread over ``surrogate_reports`` reports
+    #: surrogate trials (``trainables.surrogate``): seconds the space's longest trial lasts;
+    #: a trial lasts in proportion to the steps it runs (phase 2 and phase 3), so one that
+    #: ASHA stops early takes less time
     surrogate_seconds: float = 1.0
-    surrogate_reports: int = 4
+    #: surrogate trials: reports evenly spaced over phase 3, the last at its end, besides
+    #: the rungs (as a model trial's ``trial.eval_every``); 1: at the rungs and the end only
+    surrogate_reports: int = 1
 
     def __post_init__(self) -> None:
         problems = list(_problems(self))
@@ -59,7 +71,7 @@ class SweepConfig:
         kwargs = dict(data)
         if "space" in kwargs:
             kwargs["space"] = SpaceSpec.from_dict(kwargs["space"] or {})
-        for key in ("trials", "concurrency", "seed", "startup_trials", "asha_grace",
+        for key in ("trials", "concurrency", "seed", "startup_trials", "asha_grace", "keep_models",
                     "max_failures", "surrogate_reports"):
             if key in kwargs and (isinstance(kwargs[key], bool) or not isinstance(kwargs[key], int)):
                 problems.append(f"search.{key}={kwargs[key]!r}: expected an integer")
@@ -70,6 +82,20 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "space"}
         return {**out, "space": self.space.to_dict()}
+
+    def rungs(self, total: int) -> list[int]:
+        """The budgets below ``total`` at which ASHA judges a trial: ``asha_grace ·
+        asha_reduction^k`` (Ray's ``_Bracket`` milestones), none when early stopping is off.
+        A trial evaluates and reports at each, and at its end."""
+        out: list[int] = []
+        k = 0
+        while self.asha_grace > 0:
+            rung = math.ceil(self.asha_grace * self.asha_reduction ** k - 1e-9)
+            if rung >= total:
+                break
+            out.append(rung)
+            k += 1
+        return out
 
     def replace(self, **changes: Any) -> "SweepConfig":
         d = self.to_dict()
@@ -96,7 +122,12 @@ def _problems(s: SweepConfig) -> Iterable[str]:
             and s.surrogate_seconds >= 0):
         yield f"surrogate_seconds={s.surrogate_seconds!r}: expected a number of seconds >= 0"
     if s.surrogate_reports < 1:
-        yield f"surrogate_reports={s.surrogate_reports}: expected at least 1 report per trial"
+        yield (f"surrogate_reports={s.surrogate_reports}: expected at least 1 report in phase 3 "
+               "(1: at the trial's end only)")
+    if s.keep_models < 0:
+        yield f"keep_models={s.keep_models}: expected 0 (keep no model) or more finished trials"
+    if not isinstance(s.two_phase, bool):
+        yield f"two_phase={s.two_phase!r}: expected true or false"
     if s.asha_grace < 0:
         yield f"asha_grace={s.asha_grace}: expected 0 (off) or a positive step count"
     if not (isinstance(s.asha_reduction, (int, float)) and math.isfinite(s.asha_reduction)

@@ -196,7 +196,8 @@ def intermediate_training(run: Run) -> None:
             if last:  # the rung is phase 2's end: its checkpoint goes on in phase 3
                 st.phase = "target"
             probe = target_probe(run.model, run.core, run.data, cfg, run.device, rank=run.rank,
-                                 world=run.world, lean=cfg.train_step == "lean")
+                                 world=run.world, lean=cfg.train_step == "lean",
+                                 trial_optimizer=opt)
             _report(run, {"phase": "intermediate", "probe": True, DONE_KEY: False,
                           "intermediate_loss": _mean(run.losses), **probe},
                     opt=None if last else opt, sched=None if last else sched)

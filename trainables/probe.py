@@ -24,6 +24,7 @@ as it is, on the probe's evaluation subsets.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -35,14 +36,44 @@ from trainables.step import TrainStep, make_optimizer
 
 
 def target_probe(model: torch.nn.Module, core, data, cfg: TrialConfig, device: torch.device,
-                 *, rank: int, world: int, lean: bool) -> dict[str, Any]:
+                 *, rank: int, world: int, lean: bool,
+                 trial_optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
     """The probe's metrics (rank 0; ``{}`` on other ranks), the trial's state unchanged.
 
     Every rank takes part in the probe's training steps (they go through the DDP
-    wrapper ``model``); rank 0 scores."""
+    wrapper ``model``); rank 0 scores. On a GPU, the trial's own optimizer state
+    (``trial_optimizer``) waits on the host meanwhile, so the probe's AdamW state takes
+    its place instead of adding to it: the trial's GPU share holds one of each."""
     target = data.target
     if data.target_train is None:
         return _scored(model, core, data, cfg, device, rank)
+    with _parked(trial_optimizer, device):
+        return _probe(model, core, data, cfg, device, rank=rank, world=world, lean=lean)
+
+
+@contextlib.contextmanager
+def _parked(opt: torch.optim.Optimizer | None, device: torch.device):
+    """``opt``'s state tensors on the host for the duration (GPUs only)."""
+    if opt is None or device.type != "cuda":
+        yield
+        return
+    moved = []
+    for state in opt.state.values():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.device.type == "cuda":
+                state[key] = value.to("cpu")
+                moved.append((state, key))
+    torch.cuda.empty_cache()
+    try:
+        yield
+    finally:
+        for state, key in moved:
+            state[key] = state[key].to(device)
+
+
+def _probe(model, core, data, cfg: TrialConfig, device: torch.device, *, rank: int, world: int,
+           lean: bool) -> dict[str, Any]:
+    target = data.target
     saved = {k: v.detach().to("cpu", copy=True) for k, v in core.state_dict().items()}
     rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None

@@ -6,7 +6,7 @@ same ``TrialConfig`` as a real trial and returns the same headline metrics
 optimum over any ``SpaceSpec`` is known (``surrogate_optimum``), so "how many
 trials until within a margin of the best" can be measured.
 
-Shape (separable, so the optimum is found term by term):
+Final value (separable, so the optimum is found term by term):
 accuracy = 0.50 + Σ_{t in subset} TASK_GAIN[t]
            + mixing bonus (2+ tasks; softmax: 0.03·p(the subset's best task);
              proportional 0.01; temperature 0.015)
@@ -17,6 +17,30 @@ plus N(0, noise) on accuracy, seeded by the config hash.
 
 Task gains follow the paper's finding for the real tasks (SQuAD, MNLI and
 HellaSwag the best single tasks) and the demo suite's for the demo tasks.
+
+Fidelity (``surrogate_phases``, ``surrogate_curve``): a trial has the model
+trial's two phases, counted in optimizer steps as ``trainables.loop`` counts
+them. Phase 2 lasts ``intermediate_steps``; phase 3 lasts
+``ceil(target_epochs · ceil(n / batch_size))`` with ``n`` the target's English
+training examples (``TARGET_EXAMPLES``: XNLI trains on MNLI's 392,702, so the
+paper-base trial's phase 3 is 24,544 steps and its phase 2, 5k–20k steps, a
+sixth to a half of the steps; a phase-2 step of its task mix costs ~3.6× the
+FLOPs of an XNLI step, so phase 2 is about two thirds of the FLOPs
+(``benchmarks/sweep_cost.py cost-model``); the demo's target has 160 examples,
+so its 40 steps follow 200–500 of phase 2). What a trial reports at a
+``budget`` (``spaces.objective.budget``):
+
+- in phase 2, at progress ``f`` = phase-2 steps done / ``intermediate_steps``: a
+  target probe, ``final − PROBE_BIAS − PROBE_GAP·(1 − f) + N(0, PROBE_NOISE)``
+  on accuracy: it ranks configs like the final score, noisily, lower, and less
+  so as phase 2 goes on;
+- in phase 3, at progress ``g`` = phase-3 steps done / its steps: the
+  evaluation, ``final − PROBE_BIAS·(1 − g) + N(0, PROBE_NOISE·(1 − g))``: an
+  early checkpoint predicts the final value about as noisily as a probe, a
+  late one closely, the last one is the final value.
+
+Noise is seeded by the config hash and the point of training (phase-2 and
+phase-3 steps done), so a point reads the same whichever way the budget counts.
 """
 
 from __future__ import annotations
@@ -26,8 +50,9 @@ import math
 import random
 
 from spaces.config import TrialConfig
-from spaces.objective import score
+from spaces.objective import ACCURACY_KEY, ECE_KEY, SCORE_KEY, score
 from spaces.space import SpaceSpec
+from spaces.tasks import get_task
 
 TASK_GAIN = {
     "demo-polarity": 0.10, "demo-match": 0.04, "demo-topic": -0.03, "demo-tags": 0.0,
@@ -38,6 +63,21 @@ SIZE_GAIN = {"tiny": 0.0, "base": 0.04, "large": 0.06}
 BEST_LR = {"tiny": 2.5e-3, "base": 1.5e-5, "large": 1e-5}
 FAMILY_BONUS = {"proportional": 0.01, "temperature": 0.015}
 SOFTMAX_BONUS = 0.03
+
+#: English training examples of a target's phase 3, by the task it trains on (XQuAD and MLQA
+#: train on SQuAD); retrieval targets have no phase 3
+TARGET_EXAMPLES = {"demo-sentiment": 160, "xnli": 392_702, "pawsx": 49_401, "panx": 20_000,
+                   "squad": 87_599, "tydiqa": 3_696}
+#: any other target with a training set (UD-POS: a round figure, not its size)
+DEFAULT_TARGET_EXAMPLES = 20_000
+#: a probe scores below the final value even at the end of phase 2 (a short fine-tune on a few
+#: English examples), by this much
+PROBE_BIAS = 0.02
+#: and by this much more at the start of phase 2, shrinking linearly to 0 at its end
+PROBE_GAP = 0.03
+#: standard deviation of a probe's accuracy around its mean (a short fine-tune, dev subsets);
+#: a phase-3 evaluation's shrinks from it to 0 at the end of phase 3
+PROBE_NOISE = 0.01
 
 
 def _tasks_term(tasks, mixing: str, logits: dict[str, float]) -> float:
@@ -72,8 +112,63 @@ def surrogate_metrics(cfg: TrialConfig, *, noise: float = 0.005) -> dict[str, fl
     rng = random.Random(f"{cfg.config_hash()}")
     acc = min(1.0, max(0.0, surrogate_accuracy(cfg) + rng.gauss(0.0, noise)))
     ece = _ece(cfg.intermediate_tasks)
-    return {"zs_accuracy": acc, "zs_ece": ece,
-            "score": score(acc, ece, weight=cfg.objective_weight)}
+    return {ACCURACY_KEY: acc, ECE_KEY: ece,
+            SCORE_KEY: score(acc, ece, weight=cfg.objective_weight)}
+
+
+def surrogate_phases(cfg: TrialConfig) -> tuple[int, int]:
+    """Optimizer steps of the trial's phase 2 and phase 3, as a model trial counts them."""
+    target = get_task(cfg.target)
+    if target.format == "retrieval":
+        return cfg.intermediate_steps, 0
+    n = TARGET_EXAMPLES.get(target.train_task or target.name, DEFAULT_TARGET_EXAMPLES)
+    if cfg.max_train_examples:
+        n = min(n, cfg.max_train_examples)
+    return cfg.intermediate_steps, math.ceil(cfg.target_epochs * math.ceil(n / cfg.batch_size))
+
+
+def surrogate_longest(base: TrialConfig, spec: SpaceSpec) -> tuple[int, int]:
+    """The most steps of phase 2 and of phase 3 a trial of ``spec`` can draw."""
+    low, high, step = spec.intermediate_steps
+    top_steps = low + (high - low) // step * step if step else high  # suggest_int's largest
+    steps_3 = max(surrogate_phases(base.replace(target_epochs=e, batch_size=b))[1]
+                  for e in spec.target_epochs for b in spec.batch_size)
+    return top_steps, steps_3
+
+
+def surrogate_progress(cfg: TrialConfig, budget: int, *, two_phase: bool) -> tuple[int, int]:
+    """Phase-2 and phase-3 steps a trial has run at ``budget`` (``spaces.objective.budget``):
+    without ``two_phase`` the budget counts phase-3 steps, after a whole phase 2."""
+    steps_2, steps_3 = surrogate_phases(cfg)
+    if two_phase:
+        return min(budget, steps_2), min(steps_3, max(0, budget - steps_2))
+    return steps_2, min(steps_3, budget)
+
+
+def surrogate_curve(cfg: TrialConfig, budget: int, *, two_phase: bool,
+                    noise: float = 0.005) -> dict[str, float]:
+    """What the trial reports at ``budget``: a noisy target probe while it is in phase 2
+    (a budget at or before the end of phase 2), the evaluation climbing to
+    ``surrogate_metrics(cfg)`` in phase 3; the module's docstring gives the shape."""
+    final = surrogate_metrics(cfg, noise=noise)
+    steps_2, steps_3 = surrogate_phases(cfg)
+    done_2, done_3 = surrogate_progress(cfg, budget, two_phase=two_phase)
+    # noise seeded by the point of training, so a budget counted either way draws the same
+    if done_3 == 0 and steps_3 > 0:  # a probe
+        rng = random.Random(f"{cfg.config_hash()}/probe/{done_2}")
+        left_2 = 1.0 - done_2 / steps_2 if steps_2 else 0.0
+        acc = final[ACCURACY_KEY] - PROBE_BIAS - PROBE_GAP * left_2 + rng.gauss(0.0, PROBE_NOISE)
+    else:  # an evaluation (a retrieval target, without phase 3, scores the encoder as it is)
+        done, steps = (done_3, steps_3) if steps_3 else (done_2, steps_2)
+        if done >= steps:
+            return final
+        left = 1.0 - done / steps
+        rng = random.Random(f"{cfg.config_hash()}/eval/{done_2}/{done_3}")
+        acc = final[ACCURACY_KEY] - PROBE_BIAS * left + rng.gauss(0.0, PROBE_NOISE * left)
+    acc = min(1.0, max(0.0, acc))
+    ece = final[ECE_KEY]
+    return {ACCURACY_KEY: acc, ECE_KEY: ece,
+            SCORE_KEY: score(acc, ece, weight=cfg.objective_weight)}
 
 
 def surrogate_optimum(spec: SpaceSpec, objective_weight: float = 1.0) -> float:

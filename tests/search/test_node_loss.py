@@ -22,13 +22,16 @@ from trainables.chaos import read_ledger
 pytestmark = pytest.mark.ray
 
 BASE = TrialConfig(intermediate_steps=10, target_epochs=10.0, batch_size=16, max_length=48,
-                   max_train_examples=96, max_eval_examples=64, eval_every=5, learning_rate=2e-3)
-SPACE = SpaceSpec(tasks=("demo-polarity",), intermediate_steps=(10, 10, 10), batch_size=(16,),
-                  target_epochs=(10.0,))
+                   max_train_examples=96, max_eval_examples=64, eval_every=5, learning_rate=2e-3,
+                   probe_steps=4, probe_examples=48)
+#: where the node goes: after a phase-3 checkpoint at target step 5 (every ``eval_every``),
+#: or after a phase-2 rung's checkpoint at step 10 of 60 (budget rungs 10, 20, 40)
+PHASES = {"target": dict(steps=10, grace=0, at=5), "intermediate": dict(steps=60, grace=10, at=10)}
 
 
+@pytest.mark.parametrize("phase", list(PHASES))
 def test_worker_node_lost_mid_trial_costs_a_restart_from_the_checkpoint(
-        tmp_path, monkeypatch, no_ray_here):
+        phase, tmp_path, monkeypatch, no_ray_here):
     import ray
     from ray.cluster_utils import Cluster
 
@@ -42,17 +45,20 @@ def test_worker_node_lost_mid_trial_costs_a_restart_from_the_checkpoint(
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     try:
         ray.init(address=cluster.address, log_to_driver=False)
+        where = PHASES[phase]
+        space = SpaceSpec(tasks=("demo-polarity",), batch_size=(16,), target_epochs=(10.0,),
+                          intermediate_steps=(where["steps"], where["steps"], 10))
         plan = SweepPlan(storage=str(tmp_path / "runs"), name="nodeloss", base=BASE,
-                         sweep=SweepConfig(trials=1, concurrency=1, asha_grace=0, max_failures=3,
-                                           space=SPACE))
+                         sweep=SweepConfig(trials=1, concurrency=1, asha_grace=where["grace"],
+                                           max_failures=3, space=space))
         outcome: dict = {}
         sweep = threading.Thread(target=lambda: outcome.update(r=run_sweep(plan)), daemon=True)
         sweep.start()
 
         deadline = time.monotonic() + 300
-        while not any(e["event"] == "checkpoint" and e["phase"] == "target"
-                      and e["phase_step"] >= 5 for e in read_ledger(str(ledger))):
-            assert time.monotonic() < deadline and sweep.is_alive(), "no phase-3 checkpoint came"
+        while not any(e["event"] == "checkpoint" and e["phase"] == phase
+                      and e["phase_step"] >= where["at"] for e in read_ledger(str(ledger))):
+            assert time.monotonic() < deadline and sweep.is_alive(), f"no {phase} checkpoint came"
             time.sleep(0.05)
         first = [e for e in read_ledger(str(ledger)) if e["event"] == "start"][-1]
         doomed = next(n for n in workers if n.node_id == first["node"])
@@ -67,8 +73,8 @@ def test_worker_node_lost_mid_trial_costs_a_restart_from_the_checkpoint(
         assert len(starts) == 2, starts
         again = starts[1]
         assert again["node"] != first["node"]                     # on the surviving node
-        assert again["phase"] == "target" and again["phase_step"] >= 5, again  # from its checkpoint
-        print(f"\nnode loss: trial restarted on another node from target step "
+        assert again["phase"] == phase and again["phase_step"] >= where["at"], again  # from there
+        print(f"\nnode loss: trial restarted on another node from {phase} step "
               f"{again['phase_step']} {again['time'] - removed_at:.1f} s after the node went; "
               f"sweep done")
     finally:

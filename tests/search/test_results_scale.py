@@ -3,6 +3,7 @@ doubled table while a writer appends and compacts, best/Pareto on the narrow fas
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
@@ -20,17 +21,18 @@ from search.query import Sweep, best, load_sweep, pareto
 from search.results import (CORE_COLUMNS, HISTORY_COLUMNS, SCHEMA_KEY, SEQ_KEY, PartStore,
                             ResultsError, ResultsWriter, TableFiles, _table, list_parts,
                             read_table, table_path, write_part, write_table)
+from search.trainable import train_run_dir
 from spaces.config import TrialConfig
 from spaces.space import SpaceSpec
+from trainables.loop import DETAILS_FILE
 
 SPACE = SpaceSpec(tasks=("demo-polarity", "demo-topic"), learning_rate=(1e-3, 4e-3))
 
 
 def _trial(i: int, *, score: float | None = None, finished: bool = True):
     score = 0.01 * (i % 37) if score is None else score
-    result = {"score": score, "zs_accuracy": 0.5 + score / 2, "zs_ece": 0.1, "target_step": 6,
-              "finished": finished, "time_total_s": 1.0, "de/accuracy": 0.6, "fr/accuracy": 0.5,
-              "sw/ece": 0.2}
+    result = {"score": score, "zs_accuracy": 0.5 + score / 2, "zs_ece": 0.1, "budget": 6,
+              "finished": finished, "time_total_s": 1.0}
     return SimpleNamespace(trial_id=f"t{i:04d}", config={"learning_rate": 1e-3 + 1e-6 * i},
                            last_result=result, get_error=lambda: RuntimeError("boom"),
                            error_file=None)
@@ -38,7 +40,12 @@ def _trial(i: int, *, score: float | None = None, finished: bool = True):
 
 def _end(writer: ResultsWriter, trial, steps=(2, 4, 6)) -> None:
     for s in steps:
-        writer.on_trial_result(0, [], trial, {**trial.last_result, "target_step": s})
+        writer.on_trial_result(0, [], trial, {**trial.last_result, "budget": s})
+    # what the trial's worker writes beside its Train run: per-language metrics go there
+    details = Path(train_run_dir(writer.sweep_path, trial.trial_id)) / DETAILS_FILE
+    details.parent.mkdir(parents=True, exist_ok=True)
+    details.write_text(json.dumps({**trial.last_result, "target_step": 6, "de/accuracy": 0.6,
+                                   "fr/accuracy": 0.5, "sw/ece": 0.2}))
     writer.on_trial_complete(0, [], trial)
 
 
@@ -224,7 +231,7 @@ def test_readers_never_see_a_torn_or_doubled_table_while_a_writer_compacts(tmp_p
             while not stop.is_set():
                 fresh = _rows(3, n, tag="new")
                 again = [{**r, "objective": rng.random()} for r in _rows(2, rng.randrange(n))]
-                hist = [{"trial_id": r["trial_id"], "target_step": 1} for r in fresh]
+                hist = [{"trial_id": r["trial_id"], "budget": 1} for r in fresh]
                 store.append({"history": _table(hist, HISTORY_COLUMNS),
                               "trials": _table(fresh + again, CORE_COLUMNS)})
                 n += 3

@@ -27,7 +27,8 @@ FAST = ["--set", "max_train_examples=96", "--set", "max_eval_examples=64",
         "--set", "batch_size=16", "--set", "eval_every=2",
         "--set", "search.space.intermediate_steps=[10,30,10]",
         "--set", "search.space.batch_size=[16]", "--set", "search.space.target_epochs=[1.0]",
-        "--set", "search.asha_grace=2", "--set", "search.asha_reduction=3"]
+        "--set", "search.asha_grace=2", "--set", "search.asha_reduction=3",
+        "--set", "probe_steps=4"]
 
 
 class Driver:
@@ -132,6 +133,14 @@ def test_kill_nine_at_five_moments_then_resume_loses_and_repeats_nothing(tmp_pat
     d = Driver(resume, log, env)
     note("mid-training", d.kill_when(mid_target_phase, poll=0.02))
 
+    # 2b. mid phase 2: a trial has just written a phase-2 rung's checkpoint and trains on
+    def mid_intermediate_phase() -> bool:
+        now = time.time()
+        return any(e["event"] == "checkpoint" and e["phase"] == "intermediate"
+                   and now - e["time"] < 1.0 for e in read_ledger(str(ledger)))
+    d = Driver(resume, log, env)
+    note("mid-phase-2", d.kill_when(mid_intermediate_phase, poll=0.02))
+
     # 3. while writing results: a trial's history part was just written, its trials part
     #    is next
     before = _newest_part(sweep, "history")
@@ -193,6 +202,10 @@ def test_kill_nine_at_five_moments_then_resume_loses_and_repeats_nothing(tmp_pat
     assert again.returncode == 0 and "is complete" in again.stdout, again.stderr[-2000:]
     assert (sweep / "results" / "trials.parquet").read_bytes() == before
     assert len(read_ledger(str(ledger))) == ledger_lines
+
+    # a trial killed in phase 2 went on from its rung's checkpoint, not from the start
+    assert any(e["event"] == "start" and e["phase"] == "intermediate" and e["phase_step"] > 0
+               for e in events), "no trial resumed mid phase 2"
 
     starts_from_zero = sum(1 for e in events if e["event"] == "start" and e["from_step"] == 0)
     print(f"\nkill/resume: {len(moments)} kills survived, {TRIALS} trials, lost 0, duplicated 0; "
