@@ -149,6 +149,8 @@ def can_resume(sweep_path: str) -> bool:
 #: ASHA's ``max_t``: no trial is cut short for its length, only for its scores at rungs
 MAX_BUDGET = 10**9
 SNAPSHOT_ENV = "TUNE_GLOBAL_CHECKPOINT_S"
+#: seconds between snapshots of a model sweep's Tune state (``_snapshot_period``)
+MODEL_SNAPSHOT_S = 5
 #: the period a user set for Tune's snapshots, which every sweep of this process keeps
 _USER_SNAPSHOT = os.environ.get(SNAPSHOT_ENV)
 
@@ -156,15 +158,19 @@ _USER_SNAPSHOT = os.environ.get(SNAPSHOT_ENV)
 def _snapshot_period(sweep: SweepConfig) -> str:
     """Seconds between snapshots of Tune's state (trials, searcher, scheduler).
 
-    A model sweep: every second, so the state is never behind what the results record by
-    more than a trial's start-up. A surrogate sweep runs thousands of one-second trials,
-    and Tune's state holds ~15 KB per trial, all rewritten at each snapshot: a snapshot a
-    second grows to most of the driver's time (at 400 trials, 7 MB a second); Tune's
-    ``auto`` keeps snapshots to ~5 % of it (every ≥ 10 s). On resume, trials recorded
-    after the last snapshot are replayed from the results either way."""
+    Tune's state holds ~12-15 KB per trial (the score, budget and done; measured with
+    ``benchmarks/sweep_cost.py tune-state``: 14.5 KB a trial and 0.2 s a snapshot at 1,000
+    surrogate trials; 103 KB and 0.75 s when per-language metrics went to Tune), all
+    rewritten at each snapshot. A model sweep: every 5 s, ~4 % of the driver's time at
+    1,000 trials (a snapshot a second would take 20 %); a driver killed between snapshots
+    loses at most the first seconds of the trials it started since, less than their
+    start-up (10-15 s), and nothing they recorded. A surrogate sweep runs
+    thousands of one-second trials: Tune's ``auto`` keeps snapshots to ~5 % of its time
+    (every ≥ 10 s). On resume, trials recorded after the last snapshot are replayed from
+    the results either way."""
     if _USER_SNAPSHOT:
         return _USER_SNAPSHOT
-    return "auto" if sweep.trainable == "surrogate" else "1"
+    return "auto" if sweep.trainable == "surrogate" else str(MODEL_SNAPSHOT_S)
 
 
 def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:

@@ -150,6 +150,6 @@ def test_snapshot_period_follows_the_trainable_unless_the_user_set_it(monkeypatc
     preset = load_preset("demo")
     monkeypatch.setattr(search.sweep, "_USER_SNAPSHOT", None)
     assert search.sweep._snapshot_period(preset.sweep_config(trainable="surrogate")) == "auto"
-    assert search.sweep._snapshot_period(preset.sweep_config(trainable="model")) == "1"
+    assert search.sweep._snapshot_period(preset.sweep_config(trainable="model")) == "5"
     monkeypatch.setattr(search.sweep, "_USER_SNAPSHOT", "30")
     assert search.sweep._snapshot_period(preset.sweep_config(trainable="surrogate")) == "30"

