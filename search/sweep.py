@@ -255,13 +255,22 @@ def storage_full_message(plan: SweepPlan, error: BaseException) -> str:
     free = ""
     if "://" not in plan.storage:
         try:
-            free = f"; {shutil.disk_usage(plan.storage).free / 2**20:,.0f} MiB free there now"
+            free = f"; {_size(shutil.disk_usage(plan.storage).free)} free there now"
         except OSError:
             pass
     return (f"the sweep's storage {plan.storage} is full ({cause}); the sweep stopped, no trial "
             f"was recorded as failed for it and nothing already recorded is lost. A running "
-            f"trial needs about {need / 2**20:,.0f} MiB there for its checkpoint{free}. Free "
+            f"trial needs about {_size(need)} there for its checkpoint{free}. Free "
             f"space (or raise the quota), then go on with: xstilts resume {plan.path}")
+
+
+def _size(n: float) -> str:
+    """Bytes in the largest binary unit that keeps the number at least 1."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.1f} {unit}" if unit != "B" else f"{n:.0f} B"
+        n /= 1024
+    return f"{n:,.1f} TiB"
 
 
 def _innermost(error: BaseException) -> BaseException:

@@ -447,10 +447,10 @@ def load_checkpoint_file(path: str) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only load failed" not in str(exc).lower():
-            raise  # a file cut short: the caller falls back to an older checkpoint
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        detail = f"a reference to {found.group(1)}" if found else "an object that is not data"
+        if found is None:
+            raise  # a file cut short: the caller falls back to an older checkpoint
+        detail = f"a reference to {found.group(1)}"
         raise UnsafeCheckpointError(
             f"checkpoint {path} holds {detail}: an xstilts checkpoint holds only tensors and "
             "plain values, and loading anything else could run code, so it is refused; it "

@@ -12,6 +12,7 @@ place on close, the way the results writer does.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -26,12 +27,17 @@ class _AtomicFile(io.RawIOBase):
         self.path, self.tmp = path, f"{path}.tmp-{uuid.uuid4().hex[:8]}"
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)  # as object stores behave
         self._f = open(self.tmp, "wb")  # noqa: SIM115 - closed (and renamed) in close()
+        self._failed = False
 
     def writable(self) -> bool:
         return True
 
     def write(self, b) -> int:
-        return self._f.write(b)
+        try:
+            return self._f.write(b)
+        except OSError:  # a full disk, say: the file must not appear cut short
+            self._failed = True
+            raise
 
     def flush(self) -> None:
         if not self._f.closed:
@@ -42,8 +48,17 @@ class _AtomicFile(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            self._f.close()
-            os.replace(self.tmp, self.path)
+            try:
+                self._f.close()  # flushes: a full disk may only say so here
+            except OSError:
+                self._failed = True
+                raise
+            finally:
+                if self._failed:  # nothing appears: no file cut short, no temporary left
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(self.tmp)
+                else:
+                    os.replace(self.tmp, self.path)
         super().close()
 
 

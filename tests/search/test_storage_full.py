@@ -77,11 +77,13 @@ def test_storage_full_stops_the_sweep_and_resume_completes_it(small_filesystem, 
     # one clear message: which storage, that it is full, what a trial needs, what to do
     message = [ln for ln in text.splitlines() if ln.startswith("xstilts: error:")]
     assert len(message) == 1, text[-4000:]
-    assert f"storage {storage} is full" in message[0] and "MiB there" in message[0]
+    assert f"storage {storage} is full" in message[0] and "iB there for its checkpoint" in message[0]
     assert f"xstilts resume {sweep}" in message[0]
     assert stopped_after < 60, f"the driver took {stopped_after:.0f} s to stop"
+    # not thousands of lines of tracebacks: what is left is Ray's own log of the failed
+    # upload in the worker and the Train controller (~7 tracebacks, ~330 lines in all)
     tracebacks = text.count("Traceback")
-    assert tracebacks <= 4, text[-6000:]  # not thousands of lines of them
+    assert tracebacks <= 15 and len(text.splitlines()) < 800, text[-6000:]
     print(f"\nstorage full: the driver stopped {stopped_after:.1f} s after the fill, rc {rc}, "
           f"{len(text.splitlines())} log lines, {tracebacks} tracebacks; {message[0]}")
 
