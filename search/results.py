@@ -319,9 +319,8 @@ class ResultsWriter(tune.Callback):
         path = _delete_checkpoints(self.sweep_path, row["trial_id"], keep="newest")
         if path is None:  # a surrogate trial, or a replay: no model to keep
             return []
-        kept = sorted((r for r in self.rows.values()
-                       if r.get("checkpoint_path") and r["trial_id"] != row["trial_id"]),
-                      key=lambda r: (-r["objective"], r["trial_id"]))
+        kept = [r for r in self.rows.values()
+                if r.get("checkpoint_path") and r["trial_id"] != row["trial_id"]]
         ranked = sorted([*kept, row], key=lambda r: (-r["objective"], r["trial_id"]))
         if row not in ranked[:self.keep_models]:
             return []
@@ -336,23 +335,13 @@ def _delete_checkpoints(sweep_path: str, trial_id: str, *, keep: str | None) -> 
     """Delete a trial's Train checkpoints, all of them or (``keep="newest"``) all but the
     newest, whose path is returned (None where the trial has none)."""
     from search.trainable import train_run_dir
-    from trainables.loop import META_FILE
+    from trainables.loop import checkpoint_steps
 
     fs, run_dir = filesystem(train_run_dir(sweep_path, trial_id))
     try:
-        infos = fs.get_file_info(pafs.FileSelector(run_dir, allow_not_found=True))
+        found = checkpoint_steps(fs, run_dir)  # a cut-short one (step -1) is never kept
     except OSError:
         return None
-    found = []
-    for info in infos:
-        if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"):
-            try:
-                with fs.open_input_stream(f"{info.path}/{META_FILE}") as f:
-                    step = int(json.loads(f.read())["global_step"])
-            except (OSError, ValueError, KeyError):
-                step = -1  # cut short: never the one kept
-            found.append((step, info.path))
-    found.sort()
     newest = found.pop()[1] if found and keep == "newest" else None
     for _, path in found:
         try:

@@ -420,25 +420,34 @@ def _newest_checkpoint(registered):
     try:
         storage = ray.train.get_context().get_storage()
         fs, run_dir = storage.storage_filesystem, storage.experiment_fs_path
-        infos = fs.get_file_info(pafs.FileSelector(run_dir, allow_not_found=True))
+        found = checkpoint_steps(fs, run_dir)
     except (AttributeError, OSError):
         return registered
 
-    def step_of(fs_, path: str) -> int:
-        try:
-            with fs_.open_input_stream(f"{path}/{META_FILE}") as f:
-                return int(json.loads(f.read())["global_step"])
-        except (OSError, ValueError, KeyError):
-            return -1
-
     best = registered
-    best_step = step_of(registered.filesystem, registered.path) if registered else -1
-    for info in infos:
-        if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"):
-            step = step_of(fs, info.path)
-            if step > best_step and fs.get_file_info(f"{info.path}/{STATE_FILE}").size:
-                best, best_step = ray.train.Checkpoint(info.path, filesystem=fs), step
+    best_step = _step_of(registered.filesystem, registered.path) if registered else -1
+    for step, path in found:
+        if step > best_step and fs.get_file_info(f"{path}/{STATE_FILE}").size:
+            best, best_step = ray.train.Checkpoint(path, filesystem=fs), step
     return best
+
+
+def checkpoint_steps(fs: pafs.FileSystem, run_dir: str) -> list[tuple[int, str]]:
+    """``(step, path)`` of every checkpoint folder of a Train run, oldest first; -1 for one
+    whose ``META_FILE`` is missing or unreadable (cut short). Raises ``OSError`` where the
+    run's folder cannot be listed."""
+    infos = fs.get_file_info(pafs.FileSelector(run_dir, allow_not_found=True))
+    return sorted((_step_of(fs, info.path), info.path) for info in infos
+                  if info.type == pafs.FileType.Directory
+                  and info.base_name.startswith("checkpoint_"))
+
+
+def _step_of(fs: pafs.FileSystem, path: str) -> int:
+    try:
+        with fs.open_input_stream(f"{path}/{META_FILE}") as f:
+            return int(json.loads(f.read())["global_step"])
+    except (OSError, ValueError, KeyError):
+        return -1
 
 
 def load_checkpoint_file(path: str) -> dict[str, Any]:
