@@ -17,7 +17,8 @@ Layout under ``STORAGE/NAME/results/``:
 
 Tune sees only ``spaces.objective.TUNE_KEYS``; the rest of a trial's last evaluation
 (per-language metrics, ``zs_ece_ts``, ``target_step``, its checkpoint) comes from the
-details file its worker writes beside its Train run (``trainables.loop.DETAILS_FILE``).
+details file its worker writes beside its Train run for that budget
+(``trainables.loop.details_file``).
 - ``parts/``: rows recorded since a table was last compacted (``search.tables``
   keeps the files: base + parts, compaction, reads without torn files).
 """
@@ -357,16 +358,19 @@ def read_details(sweep_path: str, trial_id: str, budget: Any) -> dict[str, Any]:
     before reporting; empty when there is none for that budget (a surrogate trial, or a
     worker that died between writing and reporting). JSON: reading it runs no code."""
     from search.trainable import train_run_dir
-    from trainables.loop import DETAILS_FILE
+    from trainables.loop import details_file
 
-    text = read_text(f"{train_run_dir(sweep_path, trial_id)}/{DETAILS_FILE}")
+    if budget is None:
+        return {}
+    name = details_file(budget)
+    text = read_text(f"{train_run_dir(sweep_path, trial_id)}/{name}")
     if text is None:
         return {}
     try:
         details = json.loads(text)
     except ValueError:
         log.warning("trial %s: unreadable %s, per-language metrics not recorded",
-                    trial_id, DETAILS_FILE)
+                    trial_id, name)
         return {}
     if not isinstance(details, dict) or details.get(BUDGET_KEY) != budget:
         return {}

@@ -19,8 +19,8 @@ phase-3 steps, so ASHA can stop a trial in either phase. A checkpoint holds the
 optimizer state only while the trial can go on from it (Train keeps the latest
 one); the last one holds the model's weights only (bf16 where trained in bf16)
 and the final metrics, which a run restarted after its end reports again. Every
-report that scores writes its full metrics (per language) to ``DETAILS_FILE``
-beside the run before it reports: Tune is sent only ``TUNE_KEYS``.
+report that scores writes its full metrics (per language) beside the run before it
+reports, one file per budget (``details_file``): Tune is sent only ``TUNE_KEYS``.
 Checkpoints are read with ``torch.load(weights_only=True)``: a checkpoint
 carrying anything but tensors and plain values is refused, it cannot run code.
 """
@@ -63,8 +63,13 @@ from trainables.trial_data import TrialData, load_trial_data
 log = logging.getLogger("xstilts.trial")
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"  # the step of a checkpoint, readable without loading it
-#: the full metrics of a trial's latest scored report, beside its Train run (JSON)
-DETAILS_FILE = "xstilts-details.json"
+
+
+def details_file(budget: int) -> str:
+    """The file, beside a trial's Train run, holding the full metrics of its scored report
+    at ``budget`` (JSON). One per budget: a worker that goes on training after a report
+    ASHA stops writes its next evaluation beside it, not over it."""
+    return f"xstilts-details-{int(budget)}.json"
 
 
 class UnsafeCheckpointError(ValueError):
@@ -371,7 +376,7 @@ def _report(run: Run, metrics: dict[str, Any], *, opt=None, sched=None) -> None:
         ray.train.report(metrics)
         return
     if SCORE_KEY in metrics:
-        _write_details(metrics)
+        _write_details(metrics, metrics[BUDGET_KEY])
     done = st.phase == "done"
     weights = run.core.state_dict()
     if done and run.device.type == "cuda":  # trained under bf16 autocast: bf16 is what it used
@@ -394,8 +399,8 @@ def _report(run: Run, metrics: dict[str, Any], *, opt=None, sched=None) -> None:
     chaos.ledger(run.name, "checkpoint", phase=st.phase, phase_step=st.phase_step())
 
 
-def _write_details(metrics: Mapping[str, Any]) -> None:
-    """The full metrics of a scored report, beside the run (``DETAILS_FILE``), before the
+def _write_details(metrics: Mapping[str, Any], budget: int) -> None:
+    """The full metrics of a scored report, beside the run (``details_file``), before the
     report: the sweep's tables take per-language metrics from here, not from Tune."""
     try:
         storage = ray.train.get_context().get_storage()
@@ -404,7 +409,7 @@ def _write_details(metrics: Mapping[str, Any]) -> None:
         log.warning("no Train storage context: per-language metrics are not recorded")
         return
     body = json.dumps(metrics, sort_keys=True).encode()
-    with fs.open_output_stream(f"{run_dir}/{DETAILS_FILE}") as f:
+    with fs.open_output_stream(f"{run_dir}/{details_file(budget)}") as f:
         f.write(body)
 
 

@@ -24,7 +24,7 @@ from search.results import (CORE_COLUMNS, HISTORY_COLUMNS, SCHEMA_KEY, SEQ_KEY, 
 from search.trainable import train_run_dir
 from spaces.config import TrialConfig
 from spaces.space import SpaceSpec
-from trainables.loop import DETAILS_FILE
+from trainables.loop import details_file
 
 SPACE = SpaceSpec(tasks=("demo-polarity", "demo-topic"), learning_rate=(1e-3, 4e-3))
 
@@ -42,7 +42,7 @@ def _end(writer: ResultsWriter, trial, steps=(2, 4, 6)) -> None:
     for s in steps:
         writer.on_trial_result(0, [], trial, {**trial.last_result, "budget": s})
     # what the trial's worker writes beside its Train run: per-language metrics go there
-    details = Path(train_run_dir(writer.sweep_path, trial.trial_id)) / DETAILS_FILE
+    details = Path(train_run_dir(writer.sweep_path, trial.trial_id)) / details_file(steps[-1])
     details.parent.mkdir(parents=True, exist_ok=True)
     details.write_text(json.dumps({**trial.last_result, "target_step": 6, "de/accuracy": 0.6,
                                    "fr/accuracy": 0.5, "sw/ece": 0.2}))
@@ -119,6 +119,24 @@ def test_resumed_writer_keeps_rows_and_continues_the_sequence(tmp_path):
     assert sorted(_ids(path)) == [f"t{i:04d}" for i in range(6)]
     # and on once more from a third writer, which finds only parts (no fold ran)
     assert PartStore(path).next_seq > max(new)
+
+
+def test_a_stopped_trial_is_recorded_with_the_evaluation_it_was_stopped_at(tmp_path):
+    # ASHA stops a trial on its report at budget 4; its worker, not yet told, evaluates
+    # again at budget 6 and writes those details before the driver records the trial
+    writer = _writer(str(tmp_path / "sweep"), max_parts=8)
+    trial = _trial(0, finished=False)
+    trial.last_result = {**trial.last_result, "budget": 4}
+    run = Path(train_run_dir(writer.sweep_path, trial.trial_id))
+    run.mkdir(parents=True)
+    for budget, acc in ((4, 0.4), (6, 0.6)):
+        (run / details_file(budget)).write_text(json.dumps(
+            {**trial.last_result, "budget": budget, "zs_accuracy": acc, "de/accuracy": acc}))
+    writer.on_trial_complete(0, [], trial)
+    row = read_table(writer.sweep_path, "trials").to_pandas().iloc[0]
+    assert (row["status"], row["budget"], row["zs_accuracy"]) == ("stopped", 4, 0.4)
+    langs = read_table(writer.sweep_path, "languages").to_pandas()
+    assert langs[["language", "value"]].values.tolist() == [["de", 0.4]]
 
 
 def _rows(n: int, start: int = 0, *, tag: str = "a") -> list[dict]:
