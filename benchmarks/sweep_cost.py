@@ -5,6 +5,7 @@
     python benchmarks/sweep_cost.py storage                    # a real demo sweep's bytes
     python benchmarks/sweep_cost.py cost-model --surrogate F   # paper-base GPU-hours, a model
     python benchmarks/sweep_cost.py tune-state [--trials 1000] # Tune's snapshot per trial
+    python benchmarks/sweep_cost.py tune-breakdown SWEEP       # whose bytes, per trial
 
 Two schemes, each a preset with ``--set``-style sweep changes:
 
@@ -39,6 +40,11 @@ an assumed sustained throughput (``--tflops``).
 and 15 languages × 8 per-language metrics, as model trials reported before issue 16: size
 of Tune's ``experiment_state-*.json`` per trial and the time of one snapshot
 (``TuneController.save_to_dir``, timed in the driver) as the sweep grows.
+
+``tune-breakdown`` (f): a finished sweep's ``experiment_state-*.json`` per trial, split into
+what our report keys cost (their ``last_result`` entries and Tune's running statistics of
+them) and what Tune keeps of every trial whatever it reports (its own result keys' statistics,
+the pickled storage context and checkpoint manager, the config, the JSON's indentation).
 
 CPU only, except what ``demo``/``storage`` trials use; not part of the test command.
 """
@@ -565,6 +571,39 @@ def cmd_tune_state(args) -> None:
     print(f"(sweeps under {storage})")
 
 
+def cmd_tune_breakdown(args) -> None:
+    from spaces.objective import TUNE_KEYS
+
+    state = sorted(Path(args.sweep, "tune").glob("experiment_state-*.json"))[-1]
+    raw = state.read_text()
+    data = json.loads(raw)
+    n = len(data["trial_data"])
+
+    def size(trial_data) -> int:  # as Tune writes it: each trial's runtime part is a JSON
+        return len(json.dumps({**data, "trial_data": trial_data}))  # string (indent 2) inside
+
+    def without(runtime: str, keys) -> str:
+        meta = json.loads(runtime)
+        for k in ("last_result", "metric_analysis", "metric_n_steps"):
+            meta[k] = {m: v for m, v in meta[k].items() if m not in keys}
+        return json.dumps(meta, indent=2)
+
+    exact = size(data["trial_data"])
+    tune_only = size([[st, without(rt, TUNE_KEYS)] for st, rt in data["trial_data"]])
+    print(f"(f) {state}: {len(raw):,} bytes for {n} trials, {len(raw) / n / 1024:.2f} KB per "
+          f"trial (re-serialised: {exact / n / 1024:.2f} KB)")
+    print(f"  our report keys ({', '.join(k for k in TUNE_KEYS)} where sent): "
+          f"{(exact - tune_only) / n / 1024:.2f} KB per trial; what Tune keeps of a trial "
+          f"whatever it reports: {tune_only / n / 1024:.2f} KB per trial, of which")
+    runtime_only = size([[json.dumps({}), without(rt, TUNE_KEYS)] for _, rt in data["trial_data"]])
+    print(f"    the trial's static part (pickled storage context, config, resources, "
+          f"experiment tag): {(tune_only - runtime_only) / n / 1024:.2f} KB")
+    meta = [json.loads(without(rt, TUNE_KEYS)) for _, rt in data["trial_data"]]
+    for k in ("metric_n_steps", "metric_analysis", "checkpoint_manager", "last_result"):
+        part = sum(len(json.dumps(json.dumps(m[k], indent=2))) for m in meta)
+        print(f"    {k} (Tune's own keys only): {part / n / 1024:.2f} KB")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -599,13 +638,16 @@ def main() -> None:
     e.add_argument("--seconds", type=float, default=0.05)
     e.add_argument("--period", type=float, default=1.0, help="TUNE_GLOBAL_CHECKPOINT_S")
     e.add_argument("--storage", default=None)
+    f = sub.add_parser("tune-breakdown", help="(f) whose bytes Tune's state holds, per trial")
+    f.add_argument("sweep", help="a finished sweep's folder (STORAGE/NAME)")
     args = p.parse_args()
     os.environ.setdefault("XSTILTS_TUNE_VERBOSE", "0")
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     {"surrogate": cmd_surrogate, "cost-model": cmd_cost_model, "demo": cmd_demo,
-     "storage": cmd_storage, "tune-state": cmd_tune_state}[args.cmd](args)
+     "storage": cmd_storage, "tune-state": cmd_tune_state,
+     "tune-breakdown": cmd_tune_breakdown}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -268,6 +268,11 @@ class ResultsWriter(tune.Callback):
         for h in self.pending.pop(trial.trial_id, []):
             if (h["trial_id"], h["budget"]) not in self.history_keys:
                 self.history_keys.add((h["trial_id"], h["budget"]))
+                if h["zs_accuracy"] is None and not result.get("duplicate_of"):
+                    # not sent to Tune (scalar mode): the terms are in that budget's details
+                    d = details if h["budget"] == row["budget"] else \
+                        read_details(self.sweep_path, trial.trial_id, h["budget"])
+                    h.update(zs_accuracy=d.get(ACCURACY_KEY), zs_ece=d.get(ECE_KEY))
                 history.append(h)
         if self.store is None:
             self.store = PartStore(self.sweep_path, max_parts=self.max_parts)

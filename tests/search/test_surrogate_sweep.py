@@ -83,10 +83,11 @@ def _history(path):
 
 @pytest.mark.ray
 def test_two_phase_asha_stops_surrogate_trials_in_phase_2(ray_local, tmp_path):
-    preset = load_preset("demo")  # phase 2: 200-500 steps, phase 3: 40; rungs 100, 200, 400
+    preset = load_preset("demo")  # phase 2: 200-500 steps, phase 3: 40; rungs 200, 400
     sweep = preset.sweep_config(trials=16, concurrency=4, trainable="surrogate",
                                 surrogate_seconds=0.5, surrogate_reports=2)
-    assert sweep.two_phase and sweep.rungs(10**9)[:3] == [100, 200, 400]
+    rungs = [r for r in sweep.rungs(10**9) if r < 540]  # below the longest trial's budget
+    assert sweep.two_phase and rungs == [200, 400]
     base = preset.trial_config()
     plan = SweepPlan(storage=str(tmp_path), name="sur", base=base, sweep=sweep)
     outcome = run_sweep(plan)
@@ -106,7 +107,7 @@ def test_two_phase_asha_stops_surrogate_trials_in_phase_2(ray_local, tmp_path):
         cfg = configs[t["trial_id"]]
         steps_2, steps_3 = surrogate_phases(cfg)
         total = steps_2 + steps_3
-        points = sorted({r for r in (100, 200, 400) if r < total} | {steps_2 + 20, total})
+        points = sorted({r for r in rungs if r < total} | {steps_2 + 20, total})
         seen = [h["budget"] for h in history[t["trial_id"]]]
         assert seen == points[:len(seen)] and seen[-1] == t["budget"]  # every report kept
         for h in history[t["trial_id"]]:  # what the trial reported there: a probe in phase 2
@@ -124,7 +125,7 @@ def test_two_phase_asha_stops_surrogate_trials_in_phase_2(ray_local, tmp_path):
     assert len(pruned) == len([t for t in trials if t["status"] == "stopped"])
     for t in pruned:
         cfg = trial_config(base, t.params, sweep.space)
-        assert set(t.intermediate_values) <= {100, 200, 400}
+        assert set(t.intermediate_values) <= set(rungs)
         assert t.intermediate_values[max(t.intermediate_values)] == \
             surrogate_curve(cfg, max(t.intermediate_values), two_phase=True)["score"]
     assert any(max(t.intermediate_values) <= trial_config(base, t.params, sweep.space)
