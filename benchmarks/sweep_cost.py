@@ -68,7 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 #: the presets' ASHA before issue 16: rungs in phase-3 steps
-TODAY = {"demo": {"two_phase": False, "asha_grace": 20},
+TODAY = {"demo": {"two_phase": False, "asha_grace": 20, "asha_reduction": 2},
          "paper-base": {"two_phase": False, "asha_grace": 4000}}
 TODAY_TRIAL = {"demo": ["eval_every=20"], "paper-base": []}
 SCHEMES = ("today", "two-phase")
