@@ -64,10 +64,15 @@ from trainables.trial_data import TrialData, load_trial_data
 log = logging.getLogger("xstilts.trial")
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"  # the step of a checkpoint, readable without loading it
-#: checkpoint uploads in the background (Ray Train's ``CheckpointUploadMode.ASYNC``): the
-#: serialisation to local disk stalls training, the copy to storage (S3: minutes for XLM-R
-#: large's 6.7 GB with AdamW's state) does not
-UPLOAD = {"checkpoint_upload_mode": ray.train.CheckpointUploadMode.ASYNC}
+
+
+def upload_mode(done: bool) -> ray.train.CheckpointUploadMode:
+    """How a report's checkpoint goes to storage. While the trial trains on, in the
+    background (``ASYNC``): serialising to local disk stalls training, the copy to storage
+    (S3: minutes for XLM-R large's 6.7 GB with AdamW's state) does not. A finished trial's
+    last one before its run ends (``SYNC``, after the queued ones): nothing is left to
+    overlap, and a run whose end is logged has its result on storage."""
+    return ray.train.CheckpointUploadMode.SYNC if done else ray.train.CheckpointUploadMode.ASYNC
 
 
 def details_file(budget: int) -> str:
@@ -377,8 +382,9 @@ def _report(run: Run, metrics: dict[str, Any], *, opt=None, sched=None) -> None:
                "intermediate_steps_run": run.ran_2}
     if st.phase == "done":
         st.metrics = metrics
+    mode = upload_mode(st.phase == "done")
     if run.rank != 0:
-        ray.train.report(metrics, **UPLOAD)
+        ray.train.report(metrics, checkpoint_upload_mode=mode)
         return
     if SCORE_KEY in metrics:
         _write_details(metrics, metrics[BUDGET_KEY])
@@ -412,10 +418,14 @@ def _report(run: Run, metrics: dict[str, Any], *, opt=None, sched=None) -> None:
         chaos.ledger(run.name, "checkpoint", **ledger)  # on storage: a restart finds it
         return persisted
 
-    # Train uploads in its own thread and deletes the local copy once uploaded; training
-    # goes on meanwhile, and the report reaches Tune when the upload is done
-    ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d),
-                     checkpoint_upload_fn=upload, **UPLOAD)
+    # ASYNC: Train uploads in its own thread and deletes the local copy once uploaded;
+    # training goes on meanwhile, and the report reaches Tune when the upload is done
+    try:
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d),
+                         checkpoint_upload_fn=upload, checkpoint_upload_mode=mode)
+    finally:
+        if mode == ray.train.CheckpointUploadMode.SYNC:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _write_details(metrics: Mapping[str, Any], budget: int) -> None:
