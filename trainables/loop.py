@@ -380,15 +380,15 @@ def _report(run: Run, metrics: dict[str, Any], *, opt=None, sched=None) -> None:
     st, cfg = run.state, run.cfg
     metrics = {**metrics, BUDGET_KEY: st.budget(run.schedule), "step": st.global_step,
                "intermediate_steps_run": run.ran_2}
-    if st.phase == "done":
+    done = st.phase == "done"
+    if done:
         st.metrics = metrics
-    mode = upload_mode(st.phase == "done")
+    mode = upload_mode(done)
     if run.rank != 0:
         ray.train.report(metrics, checkpoint_upload_mode=mode)
         return
     if SCORE_KEY in metrics:
         _write_details(metrics, metrics[BUDGET_KEY])
-    done = st.phase == "done"
     weights = run.core.state_dict()
     if done and run.device.type == "cuda":  # trained under bf16 autocast: bf16 is what it used
         weights = {k: v.to(torch.bfloat16) if v.is_floating_point() else v
