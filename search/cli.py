@@ -103,6 +103,32 @@ def _parser() -> argparse.ArgumentParser:
             q.add_argument("-k", type=int, default=5, help="how many (default 5)")
         q.add_argument("--json", action="store_true", help="JSON rows with the full config")
         q.set_defaults(func=_cmd_query, query=cmd)
+
+    ef = sub.add_parser("effects", help="what each intermediate task and parameter does",
+                        description="Per intermediate task: the mean effect of including it on "
+                                    "the objective, zero-shot accuracy and ECE over the finished "
+                                    "trials, with a bootstrap interval; then Optuna's parameter "
+                                    "importances (PED-ANOVA) for the objective.")
+    ef.add_argument("sweep", help="STORAGE/NAME of a sweep")
+    ef.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    ef.add_argument("--languages", action="store_true",
+                    help="effects on each language's metrics (which tasks help which language)")
+    ef.add_argument("--metric", action="append", default=None, metavar="NAME",
+                    help="a metric to measure (repeatable); default: objective, zs_accuracy, "
+                         "zs_ece, or with --languages accuracy and ece")
+    ef.add_argument("--json", action="store_true",
+                    help='{"task_effects": [rows], "importances": {param: share}}')
+    ef.set_defaults(func=_cmd_effects)
+
+    ex = sub.add_parser("export-optuna", help="write a sweep as an Optuna study",
+                        description="Write the sweep's trials into an Optuna storage as a new "
+                                    "study (parameters with their distributions, values, pruned "
+                                    "trials with their intermediate values), for optuna-dashboard "
+                                    "or optuna.load_study.")
+    ex.add_argument("sweep", help="STORAGE/NAME of a sweep")
+    ex.add_argument("url", help="an Optuna storage URL, e.g. sqlite:///sweep.db")
+    ex.add_argument("--study-name", default=None, help="default: the sweep's NAME")
+    ex.set_defaults(func=_cmd_export_optuna)
     return p
 
 
@@ -282,17 +308,10 @@ def _alive(pid) -> bool:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from search.query import best, load_sweep, pareto
-    from search.results import ResultsError, config_from_row
+    from search.query import best, pareto
+    from search.results import config_from_row
 
-    try:
-        sweep = load_sweep(args.sweep)
-    except ResultsError as exc:
-        raise UsageError(str(exc)) from None
-    except FileNotFoundError:
-        raise
-    except OSError as exc:  # an unreachable or refusing S3 endpoint
-        raise UsageError(f"cannot read the sweep at {args.sweep!r} ({exc})") from None
+    sweep = _load(args.sweep, read=False)
     rows = best(sweep, k=args.k) if args.query == "best" else pareto(sweep)
     if args.json:
         import json
@@ -302,6 +321,89 @@ def _cmd_query(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2, default=_plain))
     else:
         print(format_trials(rows))
+    return 0
+
+
+def _load(path: str, *, read: bool = True):
+    """A sweep to read, or a UsageError that says why not. ``read``: read its trials table
+    now (``best`` and ``pareto`` read only the columns they rank by)."""
+    from search.query import load_sweep
+    from search.results import ResultsError
+
+    try:
+        sweep = load_sweep(path)
+        if read:
+            sweep.trials  # noqa: B018 - so a sweep without results fails here
+        return sweep
+    except ResultsError as exc:
+        raise UsageError(str(exc)) from None
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # an unreachable or refusing S3 endpoint
+        raise UsageError(f"cannot read the sweep at {path!r} ({exc})") from None
+
+
+def _cmd_effects(args: argparse.Namespace) -> int:
+    import json
+    import warnings
+
+    import optuna
+
+    from search.report import importances, task_effects
+    from search.results import ResultsError
+
+    sweep = _load(args.sweep)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        effects = task_effects(sweep, level=args.level, metrics=args.metric,
+                               per_language=args.languages)
+    except (ResultsError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    shares, missing = None, None
+    try:
+        with warnings.catch_warnings():  # PED-ANOVA warns of thin regimes on small sweeps
+            warnings.simplefilter("ignore", UserWarning)
+            shares = importances(sweep)
+    except ResultsError as exc:  # tables without their manifest: no space to rebuild
+        missing = str(exc)
+    if args.json:
+        print(json.dumps({"task_effects": effects.to_dict("records"), "importances": shares,
+                          **({"importances_missing": missing} if missing else {})},
+                         indent=2, default=_plain))
+        return 0
+    print(f"effect of including each task (finished trials with - without it; "
+          f"{args.level:.0%} bootstrap interval):")
+    lang = "language" in effects.columns
+    print(f"{'task':<16}{'language  ' if lang else ''}{'metric':<13}{'effect':>9}  "
+          f"{'interval':<20}{'with':>6}{'without':>8}")
+    for r in effects.to_dict("records"):
+        interval = "-" if r["low"] != r["low"] else f"[{r['low']:+.4f}, {r['high']:+.4f}]"
+        effect = "-" if r["effect"] != r["effect"] else f"{r['effect']:+.4f}"
+        print(f"{r['task']:<16}{r['language'] if lang else '':<{10 if lang else 0}}{r['metric']:<13}"
+              f"{effect:>9}  {interval:<20}{r['n_with']:>6}{r['n_without']:>8}")
+    print("\nparameter importances for the objective (Optuna PED-ANOVA, sum 1):")
+    if missing:
+        print(f"  (none: {missing})")
+    elif not shares:
+        print("  (fewer than two finished trials)")
+    for name, share in (shares or {}).items():
+        print(f"  {name:<28}{share:.3f}")
+    return 0
+
+
+def _cmd_export_optuna(args: argparse.Namespace) -> int:
+    import optuna
+
+    from search.report import export_optuna
+
+    sweep = _load(args.sweep)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = export_optuna(sweep, args.url, study_name=args.study_name)
+    except (ValueError, FileExistsError) as exc:  # no manifest (ResultsError), a URL Optuna
+        raise UsageError(str(exc)) from None      # cannot open, a study already there
+    print(f"xstilts: wrote {len(study.trials)} trials of {args.sweep} as study "
+          f"{study.study_name!r} to {args.url}")
     return 0
 
 

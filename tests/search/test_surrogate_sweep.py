@@ -15,6 +15,7 @@ import search.trainable
 from search.results import config_from_row, read_table
 from search.sweep import SweepPlan, run_sweep
 from search.trainable import surrogate_trial
+from tests.search.test_report import assert_exported_like_the_live_study
 from spaces.config import TrialConfig
 from spaces.objective import BUDGET_KEY, DONE_KEY, TUNE_KEYS
 from spaces.presets import load_preset
@@ -130,6 +131,7 @@ def test_two_phase_asha_stops_surrogate_trials_in_phase_2(ray_local, tmp_path):
             surrogate_curve(cfg, max(t.intermediate_values), two_phase=True)["score"]
     assert any(max(t.intermediate_values) <= trial_config(base, t.params, sweep.space)
                .intermediate_steps for t in pruned)
+    assert_exported_like_the_live_study(plan.path, outcome.study, tmp_path)
 
 
 @pytest.mark.ray

@@ -14,6 +14,7 @@ from search.sweep import SweepPlan, run_sweep
 from spaces.config import TrialConfig
 from spaces.space import SpaceSpec
 from spaces.sweep import SweepConfig
+from tests.search.test_report import assert_exported_like_the_live_study
 
 pytestmark = pytest.mark.ray
 
@@ -130,6 +131,7 @@ def test_multi_objective_sweep_returns_a_non_dominated_set(ray_local, tmp_path):
     assert front and not any(_dominated(r, finished) for r in front)
     for r in finished:  # everything left out is dominated by the front
         assert r["trial_id"] in ids or _dominated(r, front)
+    assert_exported_like_the_live_study(plan.path, outcome.study, tmp_path)
 
 
 PRESET = """

@@ -1,0 +1,411 @@
+"""What a sweep's rows say: task effects, parameter importances, the sweep as an Optuna
+study, and the numbers of its progress, cost and languages.
+
+    >>> from search import load_sweep, task_effects, importances, study_from_sweep
+    >>> sweep = load_sweep("xstilts-runs/demo")
+    >>> task_effects(sweep)              # per task: mean effect of including it, bootstrap CI
+    >>> task_effects(sweep, per_language=True)   # which tasks help which languages
+    >>> importances(sweep)               # Optuna's PED-ANOVA over the space's parameters
+    >>> progress(sweep), statuses(sweep), cost(sweep), language_view(sweep, "ece")
+    >>> study_from_sweep(sweep)          # an in-memory optuna.Study of the sweep's trials
+    >>> export_optuna("xstilts-runs/demo", "sqlite:///demo.db")   # for optuna-dashboard
+
+The study is rebuilt from the Parquet rows: each trial's parameters are found by
+replaying the space (``spaces.space.define_space``) against its config, so they
+carry the names and distributions the sweep's sampler used. Finished trials are
+COMPLETE with their objective (or accuracy and ECE in a multi-objective sweep),
+trials ASHA stopped are PRUNED with their intermediate values keyed by budget
+(as ``search.searcher`` told Optuna) and, as ``Study.tell`` gives a pruned trial,
+the last of them as value; failed ones FAIL. All of it reads the
+sweep's tables only, so it works on a sweep that is still running.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
+                                  IntDistribution)
+from optuna.trial import TrialState
+
+from search.query import Sweep, load_sweep
+from search.results import ResultsError, config_from_row
+from spaces.config import TrialConfig
+from spaces.space import SpaceSpec, define_space
+
+#: the columns whose effects ``task_effects`` measures by default
+EFFECT_METRICS = ("objective", "zs_accuracy", "zs_ece")
+#: the per-language metrics ``task_effects(per_language=True)`` measures by default
+LANGUAGE_METRICS = ("accuracy", "ece")
+#: which way each of them is better
+BETTER = {"objective": "max", "zs_accuracy": "max", "zs_ece": "min", "zs_ece_ts": "min"}
+#: a trial's status in the trials table -> its state in the rebuilt study
+STATES = {"finished": TrialState.COMPLETE, "duplicate": TrialState.COMPLETE,
+          "stopped": TrialState.PRUNED, "error": TrialState.FAIL}
+
+
+def _sweep(sweep: Sweep | str) -> Sweep:
+    return load_sweep(sweep) if isinstance(sweep, str) else sweep
+
+
+def _finished(sweep: Sweep) -> pd.DataFrame:
+    t = sweep.trials
+    return t[t["status"] == "finished"] if len(t) else t
+
+
+# -- what each intermediate task does ---------------------------------------------------------
+def task_effects(sweep: Sweep | str, *, metrics: Sequence[str] | None = None,
+                 per_language: bool = False, n_boot: int = 2000, level: float = 0.95,
+                 seed: int = 0) -> pd.DataFrame:
+    """For each intermediate task and metric: the mean over finished trials that include the
+    task minus the mean over those that do not, with a percentile bootstrap interval
+    (``n_boot`` resamples of each group, at ``level``).
+
+    ``metrics``: trials columns (default ``EFFECT_METRICS``: objective, zero-shot accuracy and
+    ECE), or with ``per_language`` metrics of the languages table (default accuracy and ece),
+    measured per language: which tasks help which languages.
+
+    One row per (task, metric) or (task, language, metric): ``effect``, ``low``, ``high``,
+    ``n_with``, ``n_without``. A task in every finished trial, or in none, has no effect to
+    measure: its row has NaN effect and interval, and its counts say why. It is a marginal
+    comparison, not a causal one: in a searched sweep, trials with and without a task also
+    differ in what else the sampler chose with it.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r}: expected a confidence level between 0 and 1, e.g. 0.95")
+    if n_boot < 1:
+        raise ValueError(f"n_boot={n_boot!r}: expected a positive number of bootstrap resamples")
+    sweep = _sweep(sweep)
+    done = _finished(sweep)
+    values = (_per_language if per_language else _per_trial)(sweep, done, metrics)
+    included = [set(ts) for ts in done["config/intermediate_tasks"]] if len(done) else []
+    matrix = values.to_numpy(dtype=float).reshape(len(values), len(values.columns))
+    rng = np.random.default_rng(seed)
+    tail = (1 - level) / 2
+    rows = []
+    for task in _tasks(sweep, done):
+        has = np.array([task in s for s in included], dtype=bool)
+        with_, without = matrix[has], matrix[~has]
+        n_with, n_without = (np.sum(~np.isnan(m), axis=0) for m in (with_, without))
+        diffs = _resampled_means(with_, n_boot, rng) - _resampled_means(without, n_boot, rng)
+        with warnings.catch_warnings():  # a column with no value in a group: NaN, said below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            effect = _means(with_) - _means(without)
+            low, high = (np.nanquantile(diffs, q, axis=0) for q in (tail, 1 - tail))
+        for j, column in enumerate(values.columns):
+            measured = n_with[j] > 0 and n_without[j] > 0
+            rows.append({"task": task, **dict(zip(values.columns.names, _tuple(column))),
+                         "effect": float(effect[j]) if measured else math.nan,
+                         "low": float(low[j]) if measured else math.nan,
+                         "high": float(high[j]) if measured else math.nan,
+                         "n_with": int(n_with[j]), "n_without": int(n_without[j])})
+    return pd.DataFrame(rows, columns=["task", *values.columns.names, "effect", "low", "high",
+                                       "n_with", "n_without"])
+
+
+def _tuple(column: Any) -> tuple:
+    return column if isinstance(column, tuple) else (column,)
+
+
+def _per_trial(sweep: Sweep, done: pd.DataFrame, metrics: Sequence[str] | None) -> pd.DataFrame:
+    """Finished trials (in ``done``'s order) x metric."""
+    metrics = list(metrics or EFFECT_METRICS)
+    missing = [m for m in metrics if m not in sweep.trials.columns]
+    if missing:
+        raise ResultsError(f"task_effects: no column {', '.join(map(repr, missing))} in the "
+                           f"trials of {sweep.path}; choose from {', '.join(EFFECT_METRICS)}")
+    out = done[metrics].reset_index(drop=True)
+    out.columns.name = "metric"
+    return out
+
+
+def _per_language(sweep: Sweep, done: pd.DataFrame, metrics: Sequence[str] | None) -> pd.DataFrame:
+    """Finished trials (in ``done``'s order) x (language, metric), from the languages table."""
+    metrics = list(metrics or LANGUAGE_METRICS)
+    langs = sweep.languages
+    known = set(langs["metric"]) if len(langs) else set()
+    missing = [m for m in metrics if m not in known]
+    if missing:
+        raise ResultsError(f"task_effects: no per-language metric {', '.join(map(repr, missing))} "
+                           f"in the languages table of {sweep.path}; it has "
+                           f"{', '.join(sorted(known)) or 'no rows'}")
+    part = langs[langs["metric"].isin(metrics) & langs["trial_id"].isin(done["trial_id"])]
+    wide = part.pivot_table(index="trial_id", columns=["language", "metric"], values="value")
+    return wide.reindex(done["trial_id"]).reset_index(drop=True)
+
+
+def _means(values: np.ndarray) -> np.ndarray:
+    return np.nanmean(values, axis=0) if len(values) else np.full(values.shape[1], math.nan)
+
+
+def _resampled_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Column means (NaN left out) of ``n_boot`` resamples of the rows with replacement:
+    (n_boot, columns). Each resample is a row of counts, so every column shares its draws
+    and one matrix product gives all of them; chunks of ~4M draws bound the memory."""
+    n, c = values.shape
+    if n == 0:
+        return np.full((n_boot, c), math.nan)
+    present = ~np.isnan(values)
+    filled = np.where(present, values, 0.0)
+    chunk = max(1, 4_000_000 // n)
+    out = []
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append((counts @ filled) / (counts @ present))
+    return np.concatenate(out)
+
+
+def _tasks(sweep: Sweep, done: pd.DataFrame) -> list[str]:
+    """The space's tasks in its order, where the sweep has a manifest; else those seen."""
+    spec = _spec(sweep)
+    if spec is not None:
+        return list(spec.tasks)
+    seen: dict[str, None] = {}
+    for ts in done.get("config/intermediate_tasks", []):
+        seen.update(dict.fromkeys(ts))
+    return sorted(seen)
+
+
+# -- the sweep as an Optuna study -------------------------------------------------------------
+class _Replay:
+    """An Optuna-trial stand-in for ``define_space``: it answers each question from a trial's
+    config and records the parameter with the distribution the sampler drew it from."""
+
+    def __init__(self, cfg: TrialConfig):
+        self.cfg = cfg
+        self.params: dict[str, Any] = {}
+        self.distributions: dict[str, BaseDistribution] = {}
+
+    def _answer(self, name: str, dist: BaseDistribution) -> Any:
+        if name.startswith("task/"):
+            value: Any = name.split("/", 1)[1] in self.cfg.intermediate_tasks
+        elif name.startswith("weight/"):
+            value = float(self.cfg.weights[name.split("/", 1)[1]])
+        else:
+            value = getattr(self.cfg, name)
+        self.params[name], self.distributions[name] = value, dist
+        return value
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self._answer(name, CategoricalDistribution(list(choices)))
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float:
+        return self._answer(name, FloatDistribution(low, high, log=log))
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1) -> int:
+        return self._answer(name, IntDistribution(low, high, step=step))
+
+
+def _spec(sweep: Sweep) -> SpaceSpec | None:
+    plan = _plan(sweep)
+    return plan.sweep.space if plan is not None else None
+
+
+def _plan(sweep: Sweep):
+    from search.sweep import load_plan
+
+    cached = sweep.__dict__.get("_plan", False)
+    if cached is False:
+        try:
+            cached = load_plan(sweep.path)
+        except FileNotFoundError:
+            cached = None  # tables without a manifest (written by hand, or copied)
+        sweep.__dict__["_plan"] = cached
+    return cached
+
+
+def study_from_sweep(sweep: Sweep | str, *,
+                     storage: str | optuna.storages.BaseStorage | None = None,
+                     study_name: str | None = None) -> optuna.Study:
+    """The sweep's trials as an Optuna study (in memory unless ``storage`` is given), in the
+    order they were recorded, each with ``user_attrs`` trial_id, config_hash and status."""
+    directions, names, trials = _rebuild(_sweep(sweep))
+    study = optuna.create_study(storage=storage, study_name=study_name, directions=directions,
+                                load_if_exists=False)
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, still so in 5.0
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(names)
+    study.add_trials(trials)
+    return study
+
+
+def _rebuild(sweep: Sweep) -> tuple[list[str], list[str], list[optuna.trial.FrozenTrial]]:
+    """Directions, metric names and frozen trials of a sweep's study."""
+    plan = _plan(sweep)
+    if plan is None:
+        raise ResultsError(f"{sweep.path} has no sweep manifest (xstilts-sweep.json), so its "
+                           "search space is unknown; give the STORAGE/NAME folder `xstilts run` "
+                           "created")
+    multi = plan.sweep.mode == "multi"
+    trials = sweep.trials
+    if len(trials):
+        trials = trials.sort_values("finished_at", kind="stable")
+    history = sweep.history
+    steps: dict[str, dict[int, float]] = {}
+    if len(history):
+        for tid, budget, value in zip(history["trial_id"], history["budget"], history["objective"]):
+            if value == value and value is not None:
+                steps.setdefault(tid, {})[int(budget)] = float(value)
+    frozen = []
+    for row in trials.to_dict("records"):
+        state = STATES.get(row["status"])
+        if state is None:
+            continue
+        replay = _Replay(TrialConfig.from_dict(config_from_row(row)))
+        define_space(replay, plan.sweep.space)
+        values = None
+        intermediate = {} if multi else dict(steps.get(row["trial_id"], {}))
+        if state == TrialState.COMPLETE:  # its last report is its value, not intermediate
+            intermediate.pop(row["budget"], None)
+            values = [row["zs_accuracy"], row["zs_ece"]] if multi else [row["objective"]]
+            if any(v is None or v != v for v in values):
+                state, values = TrialState.FAIL, None  # a finished row without its metrics
+        elif state == TrialState.PRUNED and intermediate:  # as Study.tell gives a pruned trial
+            values = [intermediate[max(intermediate)]]
+        frozen.append(optuna.trial.create_trial(
+            state=state, values=values, params=replay.params,
+            distributions=replay.distributions, intermediate_values=intermediate,
+            user_attrs={"trial_id": row["trial_id"], "config_hash": row["config_hash"],
+                        "status": row["status"]}))
+    if multi:
+        return ["maximize", "minimize"], ["zs_accuracy", "zs_ece"], frozen
+    return ["maximize"], ["objective"], frozen
+
+
+def export_optuna(sweep: Sweep | str, url: str, *, study_name: str | None = None) -> optuna.Study:
+    """Write the sweep as a new study into the Optuna storage at ``url`` (e.g.
+    ``sqlite:///sweep.db``); the study is named after the sweep unless ``study_name`` is
+    given. An existing study of that name is left alone (an error says so); a failed export
+    leaves no study behind."""
+    sweep = _sweep(sweep)
+    name = study_name or sweep.path.rstrip("/").rsplit("/", 1)[-1]
+    directions, names, trials = _rebuild(sweep)  # every row checked before storage is touched
+    try:
+        storage = optuna.storages.get_storage(url)
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy's many errors for a URL it cannot use
+        raise ValueError(f"cannot open the Optuna storage {url!r} ({type(exc).__name__}: {exc}); "
+                         "give a URL such as sqlite:///sweep.db") from None
+    if name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+        raise FileExistsError(f"{url} already holds a study named {name!r}; export under another "
+                              "name (--study-name) or into another storage")
+    study = optuna.create_study(storage=storage, study_name=name, directions=directions)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+        study.add_trials(trials)
+    except BaseException:
+        optuna.delete_study(study_name=name, storage=storage)
+        raise
+    return study
+
+
+def importances(sweep: Sweep | str, *,
+                evaluator: optuna.importance.BaseImportanceEvaluator | None = None,
+                target: str = "objective") -> dict[str, float]:
+    """Optuna's parameter importances (PED-ANOVA unless ``evaluator`` is given) over the
+    sweep's finished trials, for ``target`` (a trials column: objective, zs_accuracy,
+    zs_ece, zs_ece_ts): how much each parameter decides whether a trial is among the best
+    for it (PED-ANOVA looks for low values, so a metric to maximise is handed over negated).
+    An empty dict when fewer than two trials finished."""
+    sweep = _sweep(sweep)
+    study = study_from_sweep(sweep)
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    if len(done) < 2:
+        return {}
+    if target not in BETTER or target not in sweep.trials:
+        raise ResultsError(f"importances: target={target!r} is not a metric of the trials of "
+                           f"{sweep.path}; choose from {', '.join(BETTER)}")
+    sign = -1.0 if BETTER[target] == "max" else 1.0
+    by_id = dict(zip(sweep.trials["trial_id"], sweep.trials[target]))
+    return optuna.importance.get_param_importances(
+        study, evaluator=evaluator or optuna.importance.PedAnovaImportanceEvaluator(),
+        target=lambda t: sign * float(by_id[t.user_attrs["trial_id"]]))
+
+
+# -- search progress, cost, languages ---------------------------------------------------------
+def progress(sweep: Sweep | str) -> pd.DataFrame:
+    """Trials in the order they were recorded: ``n`` (1-based), trial_id, status, objective,
+    wall_seconds, ``trial_seconds`` (the sweep's trial-seconds so far, this trial's
+    included) and ``best`` (the best finished objective so far; NaN until one finished)."""
+    sweep = _sweep(sweep)
+    t = sweep.trials
+    cols = ["trial_id", "status", "objective", "wall_seconds"]
+    if not len(t):
+        return pd.DataFrame(columns=["n", *cols, "trial_seconds", "best"])
+    out = t.sort_values("finished_at", kind="stable")[cols].reset_index(drop=True)
+    out.insert(0, "n", np.arange(1, len(out) + 1))
+    out["trial_seconds"] = out["wall_seconds"].fillna(0.0).cumsum()
+    out["best"] = out["objective"].where(out["status"] == "finished").cummax().ffill()
+    return out
+
+
+def statuses(sweep: Sweep | str) -> dict[str, Any]:
+    """How many trials ended each way, and where errors came from: ``{"counts": {status: n},
+    "errors": [{"cause": the error's last line, "trials": n, "example": a trial_id}]}``,
+    causes most frequent first."""
+    sweep = _sweep(sweep)
+    t = sweep.trials
+    counts = {s: int(n) for s, n in t["status"].value_counts().items()} if len(t) else {}
+    causes: dict[str, list[str]] = {}
+    for tid, status, error in (zip(t["trial_id"], t["status"], t["error"]) if len(t) else []):
+        if status == "error":
+            text = error if isinstance(error, str) else ""  # None, or NaN through pandas
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            causes.setdefault(lines[-1] if lines else "no error text recorded", []).append(tid)
+    errors = [{"cause": c, "trials": len(ids), "example": ids[0]}
+              for c, ids in sorted(causes.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+    return {"counts": counts, "errors": errors}
+
+
+def cost(sweep: Sweep | str) -> pd.DataFrame:
+    """Trial-seconds by status and model size: trials, seconds (sum), mean_seconds."""
+    sweep = _sweep(sweep)
+    t = sweep.trials
+    if not len(t):
+        return pd.DataFrame(columns=["status", "model_size", "trials", "seconds", "mean_seconds"])
+    frame = pd.DataFrame({"status": t["status"], "model_size": t["config/model_size"],
+                          "seconds": t["wall_seconds"].fillna(0.0)})
+    out = frame.groupby(["status", "model_size"], sort=True).agg(
+        trials=("seconds", "size"), seconds=("seconds", "sum")).reset_index()
+    out["mean_seconds"] = out["seconds"] / out["trials"]
+    return out
+
+
+def language_view(sweep: Sweep | str, metric: str = "accuracy", *, k: int = 10) -> pd.DataFrame:
+    """``metric`` per language (rows) for the ``k`` best finished trials by objective, then
+    the finished single-task trials not among them (columns: trial ids, in that order);
+    languages ordered by their mean zero-shot accuracy over those trials, best first.
+    Empty when no finished trial was scored per language."""
+    sweep = _sweep(sweep)
+    done = _finished(sweep)
+    langs = sweep.languages
+    if not len(done) or not len(langs):
+        return pd.DataFrame()
+    ranked = done.sort_values(["objective", "config_hash"], ascending=[False, True])
+    top = list(ranked["trial_id"][:k])
+    single = [tid for tid, ts in zip(ranked["trial_id"], ranked["config/intermediate_tasks"])
+              if len(ts) == 1 and tid not in top]
+    ids = top + single
+    known = set(langs["metric"])
+    if metric not in known or "accuracy" not in known:
+        raise ResultsError(f"language_view: metric {metric!r} (and accuracy, which orders the "
+                           f"languages) is needed; the languages table of {sweep.path} has "
+                           f"{', '.join(sorted(known))}")
+    part = langs[langs["trial_id"].isin(ids)]
+    by_metric = {m: part[part["metric"] == m].pivot_table(index="language", columns="trial_id",
+                                                          values="value")
+                 for m in {metric, "accuracy"}}
+    order = by_metric["accuracy"].mean(axis=1).sort_values(ascending=False).index
+    wide = by_metric[metric].reindex(index=order, columns=[i for i in ids
+                                                           if i in by_metric[metric].columns])
+    wide.columns.name, wide.index.name = "trial_id", "language"
+    return wide
