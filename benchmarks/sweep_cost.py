@@ -204,20 +204,27 @@ def surrogate_sweep(preset_name: str, scheme: str, seed: int, *, trials: int | N
             "sweep": {k: v for k, v in sweep.to_dict().items() if k != "space"}, "trials": rows}
 
 
-def reach(run: dict, margin: float, weight=lambda r: r["s2"] + r["s3"]) -> float | None:
-    """Cost (``weight`` of each trial, summed in end order) until the best finished score is
-    within ``margin`` of the optimum; None if the sweep never got there."""
-    spent, best = 0.0, -math.inf
+def reach(run: dict, margin: float, weight=lambda r: r["s2"] + r["s3"], *,
+          judge: str = "score") -> float | None:
+    """Cost (``weight`` of each trial, summed in end order) until the sweep's best finished
+    trial (by its reported score) is within ``margin`` of the optimum; None if the sweep never
+    got there. ``judge``: "score" judges the best trial by its reported (noisy) score,
+    "true_score" by its noise-free value, i.e. by what the sweep would hand its user."""
+    spent, best = 0.0, None
     for r in run["trials"]:
         spent += weight(r)
-        if r["status"] == "finished":
-            best = max(best, r["score"])
-        if best >= run["optimum"] - margin:
+        if r["status"] == "finished" and (best is None or r["score"] > best["score"]):
+            best = r
+        if best is not None and best[judge] >= run["optimum"] - margin:
             return spent
     return None
 
 
 def cmd_surrogate(args) -> None:
+    if args.from_json:  # the report again, from the trials a run kept (--json)
+        report_surrogate(json.loads(Path(args.from_json).read_text()),
+                         [float(m) for m in args.margins.split(",")])
+        return
     from search.local_ray import ensure_ray
 
     ensure_ray(num_cpus=2, log_to_driver=False)
@@ -257,14 +264,17 @@ def report_surrogate(runs: list[dict], margins: list[float]) -> None:
         weights["PFLOP (model, incl. probes and evaluations)"] = lambda r: flops[id(r)] / 1e15
     by = {(r["seed"], r["scheme"]): r for r in runs}
     seeds = sorted({r["seed"] for r in runs})
-    for label, weight in weights.items():
+    judges = {"score": "the best finished score", "true_score": "the noise-free value of the "
+              "best finished trial"}
+    for (label, weight), judge in [(w, "score") for w in weights.items()] + \
+            [(("steps", weights["steps"]), "true_score")]:
         for margin in margins:
-            print(f"\n  cost in {label} until the best finished score is within {margin} of the "
+            print(f"\n  cost in {label} until {judges[judge]} is within {margin} of the "
                   f"optimum (summed over trials in the order they ended)")
             print(f"  {'seed':>4}  {'today':>16}  {'two-phase':>16}  ratio")
             ratios, cols = [], {s: [] for s in SCHEMES}
             for seed in seeds:
-                a, b = (reach(by[seed, s], margin, weight) for s in SCHEMES)
+                a, b = (reach(by[seed, s], margin, weight, judge=judge) for s in SCHEMES)
                 cols["today"].append(a)
                 cols["two-phase"].append(b)
                 ratio = b / a if a and b is not None else None
@@ -616,6 +626,7 @@ def main() -> None:
                    help="search.surrogate_seconds: the longest trial's seconds")
     s.add_argument("--margins", default="0.005,0.01,0.02")
     s.add_argument("--json", default=None, help="keep every trial here (for cost-model)")
+    s.add_argument("--from-json", default=None, help="report on the trials of a --json file")
     s.add_argument("--storage", default=None)
     d = sub.add_parser("cost-model", help="(d) paper-base GPU-hours, a model")
     d.add_argument("--surrogate", required=True, help="JSON of `surrogate --preset paper-base`")
