@@ -7,6 +7,7 @@ study, and the numbers of its progress, cost and languages.
     >>> task_effects(sweep, per_language=True)   # which tasks help which languages
     >>> importances(sweep)               # Optuna's PED-ANOVA over the space's parameters
     >>> progress(sweep), statuses(sweep), cost(sweep), language_view(sweep, "ece")
+    >>> reliability(sweep)               # the best trial's reliability diagrams, per language
     >>> study_from_sweep(sweep)          # an in-memory optuna.Study of the sweep's trials
     >>> export_optuna("xstilts-runs/demo", "sqlite:///demo.db")   # for optuna-dashboard
 
@@ -409,3 +410,33 @@ def language_view(sweep: Sweep | str, metric: str = "accuracy", *, k: int = 10) 
                                                            if i in by_metric[metric].columns])
     wide.columns.name, wide.index.name = "trial_id", "language"
     return wide
+
+
+def reliability(sweep: Sweep | str, trial_id: str | None = None) -> pd.DataFrame:
+    """A trial's reliability diagrams (default: the best finished trial by objective): one
+    row per language, scaling (``raw``, or ``ts`` after temperature scaling) and non-empty
+    bin, with ``bin`` (1 = lowest confidences), ``count``, ``confidence``, ``accuracy``.
+    Empty for a trial scored without bins (sweeps from before they were recorded, retrieval
+    targets)."""
+    sweep = _sweep(sweep)
+    columns = ["language", "scaling", "bin", "count", "confidence", "accuracy"]
+    if trial_id is None:
+        done = _finished(sweep)
+        if not len(done):
+            return pd.DataFrame(columns=columns)
+        trial_id = done.sort_values(["objective", "config_hash"],
+                                    ascending=[False, True])["trial_id"].iloc[0]
+    langs = sweep.languages
+    part = langs[(langs["trial_id"] == trial_id) & langs["metric"].str.startswith("bin")] \
+        if len(langs) else langs
+    if not len(part):
+        return pd.DataFrame(columns=columns)
+    names = part["metric"].str.extract(r"^bin(\d+)_(count|confidence|accuracy)(_ts)?$")
+    frame = pd.DataFrame({"language": part["language"].to_numpy(),
+                          "scaling": np.where(names[2].notna(), "ts", "raw"),
+                          "bin": names[0].astype(int).to_numpy(), "what": names[1].to_numpy(),
+                          "value": part["value"].to_numpy()})
+    out = frame.pivot_table(index=["language", "scaling", "bin"], columns="what",
+                            values="value").reset_index()
+    out["count"] = out["count"].astype(int)
+    return out[columns].sort_values(["language", "scaling", "bin"]).reset_index(drop=True)

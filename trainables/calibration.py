@@ -9,6 +9,7 @@ Brier = mean over examples of Σ_c (p_c − y_c)²; NLL = mean −log p_y.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -23,7 +24,7 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 
 def _bins(probs: np.ndarray, labels: np.ndarray, n_bins: int):
-    """Per non-empty bin: (count, accuracy, mean confidence)."""
+    """Per non-empty bin: (bin index from 0, count, accuracy, mean confidence)."""
     conf = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == labels).astype(np.float64)
     idx = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
@@ -31,18 +32,38 @@ def _bins(probs: np.ndarray, labels: np.ndarray, n_bins: int):
         mask = idx == b
         n = int(mask.sum())
         if n:
-            yield n, float(correct[mask].mean()), float(conf[mask].mean())
+            yield b, n, float(correct[mask].mean()), float(conf[mask].mean())
 
 
 def ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
     """Expected calibration error, a fraction in [0, 1]."""
     total = len(labels)
-    return math.fsum(n / total * abs(acc - conf) for n, acc, conf in _bins(probs, labels, n_bins))
+    return math.fsum(n / total * abs(acc - conf) for _, n, acc, conf in _bins(probs, labels, n_bins))
+
+
+#: a reliability diagram's numbers, one per non-empty bin NN (01 = the lowest confidences):
+#: ``binNN_count``, ``binNN_confidence`` (mean), ``binNN_accuracy``
+RELIABILITY_KEY = re.compile(r"bin\d{2,}_(count|confidence|accuracy)$")
+
+
+def reliability(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> dict[str, float]:
+    """What a reliability diagram draws, in ``RELIABILITY_KEY`` names; the ECE is
+    Σ count/n · |accuracy − confidence| over them, as ``ece`` computes it."""
+    out: dict[str, float] = {}
+    for b, n, acc, conf in _bins(probs, labels, n_bins):
+        out.update({f"bin{b + 1:02d}_count": float(n), f"bin{b + 1:02d}_confidence": conf,
+                    f"bin{b + 1:02d}_accuracy": acc})
+    return out
+
+
+def is_reliability_key(key: str) -> bool:
+    """Whether a metric name (``_ts`` suffix allowed) is a reliability bin's."""
+    return RELIABILITY_KEY.match(key.removesuffix("_ts")) is not None
 
 
 def mce(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
     """Maximum calibration error over non-empty bins."""
-    return max((abs(acc - conf) for _, acc, conf in _bins(probs, labels, n_bins)), default=0.0)
+    return max((abs(acc - conf) for _, _, acc, conf in _bins(probs, labels, n_bins)), default=0.0)
 
 
 def brier(probs: np.ndarray, labels: np.ndarray) -> float:

@@ -90,6 +90,8 @@ def evaluate(model: MultiTaskModel, target: TaskSpec, eval_sets: Mapping[str, En
         out.update({f"{lang}/{k}": v for k, v in values.items()})
     en = target.train_language
     for key in sorted(set.intersection(*(set(m) for m in per_lang.values()))):
+        if calibration.is_reliability_key(key):  # a bin's numbers: per language only
+            continue
         out[f"zs_{key}"] = macro_mean({lang: m[key] for lang, m in per_lang.items()}, exclude=en)
     out[ACCURACY_KEY] = out[f"zs_{METRIC_KEYS[target.metric]}"]
     out[SCORE_KEY] = score(out[ACCURACY_KEY], out.get(ECE_KEY, 0.0), weight=cfg.objective_weight)
@@ -101,7 +103,8 @@ def score_split(model: MultiTaskModel, task: TaskSpec, data: EncodedSplit, devic
                 *, language: str, temperature: float = 1.0, bins: int = 15,
                 layer: int = 0, bf16: bool | None = None) -> dict[str, float]:
     """The metrics of one split scored with ``task``'s head: its metric, and its
-    calibration raw and (``*_ts``) at ``temperature``; retrieval: from ``layer``;
+    calibration and reliability bins (``calibration.reliability``) raw and (``*_ts``) at
+    ``temperature``; retrieval: from ``layer``;
     ``bf16``: forward passes under bf16 autocast (None: on CUDA only)."""
     bf16 = _bf16(device, bf16)
     if task.format == "retrieval":
@@ -110,7 +113,8 @@ def score_split(model: MultiTaskModel, task: TaskSpec, data: EncodedSplit, devic
     outputs = fmt.outputs(model, task.name, data, device, bf16)
     raw = fmt.score(outputs, data, 1.0, task, language, bins)
     scaled = fmt.score(outputs, data, temperature, task, language, bins)
-    return {**raw, **{f"{k}_ts": scaled[k] for k in fmt.calibration_keys}}
+    return {**raw, **{f"{k}_ts": v for k, v in scaled.items()
+                      if k in fmt.calibration_keys or calibration.is_reliability_key(k)}}
 
 
 def _bf16(device: torch.device, bf16: bool | None) -> bool:
@@ -148,7 +152,9 @@ class _Classes:
     @staticmethod
     def score(logits: np.ndarray, data, temperature: float, target: TaskSpec, lang: str,
               bins: int) -> dict[str, float]:
-        return calibration.all_metrics(calibration.softmax(logits, temperature), data.labels, bins)
+        probs = calibration.softmax(logits, temperature)
+        return {**calibration.all_metrics(probs, data.labels, bins),
+                **calibration.reliability(probs, np.asarray(data.labels), bins)}
 
 
 @torch.no_grad()
@@ -236,10 +242,12 @@ class _Tags:
             pred.append([names[i] for i in ids])
             gold.append([names[i] for i in tags])
         rows, labels = cls._scored(logits, data)
-        cal = calibration.all_metrics(calibration.softmax(rows, temperature), labels, bins)
+        probs = calibration.softmax(rows, temperature)
+        cal = calibration.all_metrics(probs, labels, bins)
         return {"accuracy": metrics.pos_accuracy(pred, gold),
                 "f1": metrics.entity_f1(pred, gold)["f1"],
-                **{k: cal[k] for k in cls.calibration_keys}}
+                **{k: cal[k] for k in cls.calibration_keys},
+                **calibration.reliability(probs, labels, bins)}
 
 
 # -- retrieval -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from trainables.calibration import all_metrics, ece, mce
+from trainables.calibration import all_metrics, ece, mce, reliability
 
 # --------------------------------------------------------------------------- span QA
 
@@ -203,7 +203,7 @@ def span_calibration(confidences: Sequence[float], correct: Sequence[int],
     span (``best_span(...).probability``), correct is its exact match (1/0).
 
     ECE and MCE bin as ``calibration.ece``; Brier is the binary one,
-    mean (confidence − correct)².
+    mean (confidence − correct)²; the reliability bins as ``calibration.reliability``.
     """
     conf = np.asarray(confidences, dtype=np.float64)
     hit = np.asarray(correct)
@@ -222,6 +222,7 @@ def span_calibration(confidences: Sequence[float], correct: Sequence[int],
         "ece": ece(probs, labels, n_bins),
         "mce": mce(probs, labels, n_bins),
         "brier": float(((conf - hit) ** 2).mean()),
+        **reliability(probs, labels, n_bins),
     }
 
 

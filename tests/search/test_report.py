@@ -11,7 +11,8 @@ import pytest
 
 from search.cli import main
 from search.query import load_sweep
-from search.report import cost, export_optuna, language_view, progress, statuses, task_effects
+from search.report import (cost, export_optuna, language_view, progress, reliability, statuses,
+                           task_effects)
 from search.results import CORE_COLUMNS, LANGUAGE_COLUMNS, ResultsError, _table, write_table
 
 TASKS = ["demo-polarity", "demo-topic", "demo-match"]  # drawn; demo-tags always in
@@ -188,3 +189,28 @@ def test_progress_statuses_cost_and_languages_add_up(known):
     top = sorted((r for r in _rows() if r["status"] == "finished"),
                  key=lambda r: (-r["objective"], r["config_hash"]))[:5]
     assert list(view.columns[:5]) == [r["trial_id"] for r in top]
+
+
+def test_reliability_reads_the_best_trials_bins_and_says_when_there_are_none(known, tmp_path):
+    assert reliability(known).empty  # these tables were written without bins
+    path = str(tmp_path / "bins")
+    rows = _rows(4)
+    best_id = max((r for r in rows if r["status"] == "finished"),
+                  key=lambda r: r["objective"])["trial_id"]
+    bins = [{"trial_id": tid, "task": "demo-sentiment", "language": "de",
+             "metric": f"bin{b:02d}_{what}{ts}", "value": value}
+            for tid in (best_id, "t0" if best_id != "t0" else "t1")
+            for ts in ("", "_ts")
+            for b, what, value in ((3, "count", 2.0), (3, "confidence", 0.25), (3, "accuracy", 0.5),
+                                   (14, "count", 6.0), (14, "confidence", 0.9),
+                                   (14, "accuracy", 1.0 if ts else 0.5))]
+    write_table(_table(rows, CORE_COLUMNS), path, "trials")
+    write_table(_table(bins + [{"trial_id": best_id, "task": "demo-sentiment", "language": "de",
+                                "metric": "ece", "value": 0.3}], LANGUAGE_COLUMNS),
+                path, "languages")
+    r = reliability(path)
+    assert list(r.columns) == ["language", "scaling", "bin", "count", "confidence", "accuracy"]
+    assert len(r) == 4 and set(r["scaling"]) == {"raw", "ts"} and list(r["bin"][:2]) == [3, 14]
+    raw = r[r["scaling"] == "raw"].set_index("bin")
+    assert raw.loc[14, "count"] == 6 and raw.loc[14, "accuracy"] == 0.5
+    assert r[r["scaling"] == "ts"].set_index("bin").loc[14, "accuracy"] == 1.0

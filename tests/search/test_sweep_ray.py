@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from search.query import best, load_sweep, pareto
+from search.report import reliability
 from search.results import CORE_COLUMNS, SCHEMA_KEY, read_table
 from search.sweep import SweepPlan, run_sweep
 from spaces.config import TrialConfig
 from spaces.space import SpaceSpec
 from spaces.sweep import SweepConfig
 from tests.search.test_report import assert_exported_like_the_live_study
+from tests.trainables.test_calibration import assert_reliability_matches
 
 pytestmark = pytest.mark.ray
 
@@ -111,6 +113,16 @@ def test_asha_sweep_stops_trials_in_both_phases_prunes_them_in_optuna_and_writes
     langs = s.languages  # from the trials' details files: Tune never saw them
     assert set(langs["language"]) == {"en", "de", "fr", "sw"}
     assert set(langs["trial_id"]) == set(df["trial_id"])
+    # each finished trial's languages carry their reliability bins, which give back the ECE
+    for (tid, lang), part in langs[langs["trial_id"].isin(finished["trial_id"])].groupby(
+            ["trial_id", "language"]):
+        values = dict(zip(part["metric"], part["value"]))
+        n = sum(v for k, v in values.items() if k.startswith("bin") and k.endswith("_count"))
+        assert assert_reliability_matches(values, ece=values["ece"], n=n)
+        assert assert_reliability_matches(values, ece=values["ece_ts"], n=n, suffix="_ts")
+    diagrams = reliability(s)  # the best trial's, as the report will draw them
+    assert set(diagrams["language"]) == {"en", "de", "fr", "sw"}
+    assert set(diagrams["scaling"]) == {"raw", "ts"} and (diagrams["count"] > 0).all()
     assert len(s.history) >= len(df)  # every trial reported at least its first rung
     # the objective's terms at every rung, from that rung's details file (Tune never saw them)
     assert s.history[["zs_accuracy", "zs_ece"]].notna().all().all(), s.history

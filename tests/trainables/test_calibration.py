@@ -66,3 +66,39 @@ def test_fitted_temperature_is_a_minimum():
     best = cal.nll(cal.softmax(logits, t), labels)
     for other in (t * 0.8, t * 1.25):
         assert cal.nll(cal.softmax(logits, other), labels) > best
+
+
+def test_reliability_bins_reproduce_ece_and_mce():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, size=(500, 3))
+    labels = rng.integers(0, 3, size=500)
+    probs = cal.softmax(logits)
+    bins = cal.reliability(probs, labels, n_bins=15)
+    assert all(cal.is_reliability_key(k) and cal.is_reliability_key(k + "_ts") for k in bins)
+    assert not cal.is_reliability_key("ece") and not cal.is_reliability_key("bin_ece")
+    assert assert_reliability_matches(bins, ece=cal.ece(probs, labels, 15), n=500)
+    mce = max(abs(bins[f"{k}_accuracy"] - bins[f"{k}_confidence"])
+              for k in {k.split("_")[0] for k in bins})
+    assert mce == pytest.approx(cal.mce(probs, labels, 15), abs=1e-12)
+    # a confidence of exactly 1/3 lies in bin 05 of 15 ((4/15, 5/15]): right-closed, as ece bins
+    flat = cal.reliability(np.full((4, 3), 1 / 3), np.array([0, 1, 2, 0]), n_bins=15)
+    assert flat == {"bin05_count": 4.0, "bin05_confidence": pytest.approx(1 / 3),
+                    "bin05_accuracy": 0.5}
+
+
+def assert_reliability_matches(bins: dict, *, ece: float, n: int, suffix: str = "",
+                               n_bins: int = 15) -> bool:
+    """Reliability bins (``binNN_count`` ... with ``suffix``) that count ``n`` examples and
+    give back ``ece`` as Σ count/n·|accuracy − confidence|."""
+    names = {k[:5] for k in bins if k.endswith(f"_count{suffix}")}
+    assert names, "no reliability bins"
+    counts = {b: bins[f"{b}_count{suffix}"] for b in names}
+    assert sum(counts.values()) == n
+    for b in names:
+        assert 0.0 <= bins[f"{b}_accuracy{suffix}"] <= 1.0
+        lo, hi = (int(b[3:]) - 1) / n_bins, int(b[3:]) / n_bins  # the confidence is in its bin
+        assert lo - 1e-12 <= bins[f"{b}_confidence{suffix}"] <= hi + 1e-12
+    gaps = math.fsum(counts[b] / n * abs(bins[f"{b}_accuracy{suffix}"]
+                                         - bins[f"{b}_confidence{suffix}"]) for b in names)
+    assert gaps == pytest.approx(ece, abs=1e-9)
+    return True

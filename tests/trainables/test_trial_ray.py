@@ -5,6 +5,7 @@ import math
 import pytest
 
 from spaces.config import TrialConfig
+from tests.trainables.test_calibration import assert_reliability_matches
 from trainables.trial import run_trial
 
 pytestmark = pytest.mark.ray
@@ -29,6 +30,12 @@ def test_one_trial_trains_and_scores_every_language(ray_local, tmp_path):
         for key in ("accuracy", "ece", "mce", "brier", "nll", "ece_ts", "nll_ts"):
             assert 0.0 <= m[f"{lang}/{key}"] < 10, (lang, key)
         assert 0.0 <= m[f"{lang}/accuracy"] <= 1.0 and 0.0 <= m[f"{lang}/ece"] <= 1.0
+        # the reliability diagram's numbers, raw and temperature-scaled, give back the ECE
+        bins = {k.split("/", 1)[1]: v for k, v in m.items() if k.startswith(f"{lang}/bin")}
+        n = SMALL["max_eval_examples"]
+        assert assert_reliability_matches(bins, ece=m[f"{lang}/ece"], n=n)
+        assert assert_reliability_matches(bins, ece=m[f"{lang}/ece_ts"], n=n, suffix="_ts")
+    assert not any(k.startswith("zs_bin") for k in m)  # bins are per language only
     zs = [m[f"{lang}/accuracy"] for lang in ("de", "fr", "sw")]
     assert m["zs_accuracy"] == pytest.approx(sum(zs) / 3)
     assert m["score"] == pytest.approx(m["zs_accuracy"] - m["zs_ece"])
