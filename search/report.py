@@ -129,7 +129,7 @@ def _per_language(sweep: Sweep, done: pd.DataFrame, metrics: Sequence[str] | Non
     """Finished trials (in ``done``'s order) x (language, metric), from the languages table."""
     metrics = list(metrics or LANGUAGE_METRICS)
     langs = sweep.languages
-    known = set(langs["metric"]) if len(langs) else set()
+    known = set(langs["metric"].unique()) if len(langs) else set()
     missing = [m for m in metrics if m not in known]
     if missing:
         raise ResultsError(f"task_effects: no per-language metric {', '.join(map(repr, missing))} "
@@ -396,7 +396,7 @@ def language_view(sweep: Sweep | str, metric: str = "accuracy", *, k: int = 10) 
     single = [tid for tid, ts in zip(ranked["trial_id"], ranked["config/intermediate_tasks"])
               if len(ts) == 1 and tid not in top]
     ids = top + single
-    known = set(langs["metric"])
+    known = set(langs["metric"].unique())
     if metric not in known or "accuracy" not in known:
         raise ResultsError(f"language_view: metric {metric!r} (and accuracy, which orders the "
                            f"languages) is needed; the languages table of {sweep.path} has "
