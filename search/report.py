@@ -439,4 +439,5 @@ def reliability(sweep: Sweep | str, trial_id: str | None = None) -> pd.DataFrame
     out = frame.pivot_table(index=["language", "scaling", "bin"], columns="what",
                             values="value").reset_index()
     out["count"] = out["count"].astype(int)
+    out.columns.name = None
     return out[columns].sort_values(["language", "scaling", "bin"]).reset_index(drop=True)

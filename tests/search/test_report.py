@@ -210,6 +210,7 @@ def test_reliability_reads_the_best_trials_bins_and_says_when_there_are_none(kno
                 path, "languages")
     r = reliability(path)
     assert list(r.columns) == ["language", "scaling", "bin", "count", "confidence", "accuracy"]
+    assert r.columns.name is None
     assert len(r) == 4 and set(r["scaling"]) == {"raw", "ts"} and list(r["bin"][:2]) == [3, 14]
     raw = r[r["scaling"] == "raw"].set_index("bin")
     assert raw.loc[14, "count"] == 6 and raw.loc[14, "accuracy"] == 0.5
