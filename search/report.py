@@ -34,7 +34,7 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution, Flo
                                   IntDistribution)
 from optuna.trial import TrialState
 
-from search.query import Sweep, load_sweep
+from search.query import Sweep, best, load_sweep
 from search.results import ResultsError, config_from_row
 from spaces.config import TrialConfig
 from spaces.space import SpaceSpec, define_space
@@ -211,16 +211,13 @@ def _spec(sweep: Sweep) -> SpaceSpec | None:
 
 
 def _plan(sweep: Sweep):
+    """The sweep's plan from its manifest; None for tables without one (by hand, copied)."""
     from search.sweep import load_plan
 
-    cached = sweep.__dict__.get("_plan", False)
-    if cached is False:
-        try:
-            cached = load_plan(sweep.path)
-        except FileNotFoundError:
-            cached = None  # tables without a manifest (written by hand, or copied)
-        sweep.__dict__["_plan"] = cached
-    return cached
+    try:
+        return load_plan(sweep.path)
+    except FileNotFoundError:
+        return None
 
 
 def study_from_sweep(sweep: Sweep | str, *,
@@ -391,7 +388,7 @@ def language_view(sweep: Sweep | str, metric: str = "accuracy", *, k: int = 10) 
     langs = sweep.languages
     if not len(done) or not len(langs):
         return pd.DataFrame()
-    ranked = done.sort_values(["objective", "config_hash"], ascending=[False, True])
+    ranked = best(sweep, k=len(done))  # by objective, ties by config hash
     top = list(ranked["trial_id"][:k])
     single = [tid for tid, ts in zip(ranked["trial_id"], ranked["config/intermediate_tasks"])
               if len(ts) == 1 and tid not in top]
@@ -421,11 +418,10 @@ def reliability(sweep: Sweep | str, trial_id: str | None = None) -> pd.DataFrame
     sweep = _sweep(sweep)
     columns = ["language", "scaling", "bin", "count", "confidence", "accuracy"]
     if trial_id is None:
-        done = _finished(sweep)
-        if not len(done):
+        top = best(sweep, k=1) if len(_finished(sweep)) else ()
+        if not len(top):
             return pd.DataFrame(columns=columns)
-        trial_id = done.sort_values(["objective", "config_hash"],
-                                    ascending=[False, True])["trial_id"].iloc[0]
+        trial_id = top["trial_id"].iloc[0]
     langs = sweep.languages
     part = langs[(langs["trial_id"] == trial_id) & langs["metric"].str.startswith("bin")] \
         if len(langs) else langs
