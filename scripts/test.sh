@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The test suite: install if needed, then pytest (benchmarks are scripts, not tests).
+# The test suite: install if needed (the Python packages; Debian's chromium for the browser
+# test), then pytest (benchmarks are scripts, not tests).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/browser.sh
 exec python -m pytest -q --durations=8 "$@"

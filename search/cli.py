@@ -120,6 +120,21 @@ def _parser() -> argparse.ArgumentParser:
                     help='{"task_effects": [rows], "importances": {param: share}}')
     ef.set_defaults(func=_cmd_effects)
 
+    rp = sub.add_parser("report", help="the sweep's answers on one page (HTML + PNGs)",
+                        description="Write one self-contained HTML page (figures inline, nothing "
+                                    "fetched) and each figure as a PNG: search progress, "
+                                    "accuracy vs calibration, what each task does, languages, "
+                                    "reliability diagrams, cost. Works on a running sweep (what "
+                                    "is recorded so far).")
+    rp.add_argument("sweep", help="STORAGE/NAME of a sweep (local or a URI such as s3://)")
+    rp.add_argument("--out", default=None, metavar="DIR",
+                    help="folder for report.html and figures/ (default: STORAGE/NAME/report for "
+                         "a local sweep, ./report-NAME for a remote one)")
+    rp.add_argument("--open", action="store_true", help="open the page in a browser")
+    rp.add_argument("--json", action="store_true",
+                    help="print the numbers behind each section instead (no page written)")
+    rp.set_defaults(func=_cmd_report)
+
     ex = sub.add_parser("export-optuna", help="write a sweep as an Optuna study",
                         description="Write the sweep's trials into an Optuna storage as a new "
                                     "study (parameters with their distributions, values, pruned "
@@ -388,6 +403,32 @@ def _cmd_effects(args: argparse.Namespace) -> int:
         print("  (fewer than two finished trials)")
     for name, share in (shares or {}).items():
         print(f"  {name:<28}{share:.3f}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import os
+    import webbrowser
+
+    import optuna
+
+    from search.page import json_numbers, report_numbers, write_report
+    from search.results import ResultsError
+
+    sweep = _load(args.sweep, read=False)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.perf_counter()
+    try:
+        if args.json:
+            print(json_numbers(report_numbers(sweep)))
+            return 0
+        path = write_report(sweep, args.out)
+    except ResultsError as exc:  # unreadable tables, or no matplotlib for the figures
+        raise UsageError(str(exc)) from None
+    print(f"xstilts: report of {args.sweep} written in {time.perf_counter() - started:.1f} s: "
+          f"{os.path.abspath(path)}")
+    if args.open:
+        webbrowser.open(f"file://{os.path.abspath(path)}")
     return 0
 
 

@@ -315,8 +315,14 @@ def importances(sweep: Sweep | str, *,
     for it (PED-ANOVA looks for low values, so a metric to maximise is handed over negated).
     An empty dict when fewer than two trials finished."""
     sweep = _sweep(sweep)
-    study = study_from_sweep(sweep)
-    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    return importances_of(sweep, study_from_sweep(sweep), evaluator=evaluator, target=target)
+
+
+def importances_of(sweep: Sweep, study: optuna.Study, *,
+                   evaluator: optuna.importance.BaseImportanceEvaluator | None = None,
+                   target: str = "objective") -> dict[str, float]:
+    """``importances`` on the sweep's study already rebuilt (``study_from_sweep``)."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(done) < 2:
         return {}
     if target not in BETTER or target not in sweep.trials:
@@ -380,7 +386,8 @@ def cost(sweep: Sweep | str) -> pd.DataFrame:
 
 def language_view(sweep: Sweep | str, metric: str = "accuracy", *, k: int = 10) -> pd.DataFrame:
     """``metric`` per language (rows) for the ``k`` best finished trials by objective, then
-    the finished single-task trials not among them (columns: trial ids, in that order);
+    the best finished single-task trial of each task not among them (columns: trial ids,
+    in that order);
     languages ordered by their mean zero-shot accuracy over those trials, best first.
     Empty when no finished trial was scored per language."""
     sweep = _sweep(sweep)
@@ -390,9 +397,11 @@ def language_view(sweep: Sweep | str, metric: str = "accuracy", *, k: int = 10) 
         return pd.DataFrame()
     ranked = best(sweep, k=len(done))  # by objective, ties by config hash
     top = list(ranked["trial_id"][:k])
-    single = [tid for tid, ts in zip(ranked["trial_id"], ranked["config/intermediate_tasks"])
-              if len(ts) == 1 and tid not in top]
-    ids = top + single
+    single: dict[str, str] = {}  # task -> its best single-task trial
+    for tid, ts in zip(ranked["trial_id"], ranked["config/intermediate_tasks"]):
+        if len(ts) == 1 and tid not in top:
+            single.setdefault(ts[0], tid)
+    ids = top + list(single.values())
     known = set(langs["metric"].unique())
     if metric not in known or "accuracy" not in known:
         raise ResultsError(f"language_view: metric {metric!r} (and accuracy, which orders the "

@@ -189,6 +189,12 @@ def test_progress_statuses_cost_and_languages_add_up(known):
     top = sorted((r for r in _rows() if r["status"] == "finished"),
                  key=lambda r: (-r["objective"], r["config_hash"]))[:5]
     assert list(view.columns[:5]) == [r["trial_id"] for r in top]
+    singles = {}  # then the best single-task trial of each task not among them
+    for r in sorted((r for r in _rows() if r["status"] == "finished" and r not in top),
+                    key=lambda r: (-r["objective"], r["config_hash"])):
+        if len(r["config/intermediate_tasks"]) == 1:
+            singles.setdefault(r["config/intermediate_tasks"][0], r["trial_id"])
+    assert list(view.columns[5:]) == list(singles.values())
 
 
 def test_reliability_reads_the_best_trials_bins_and_says_when_there_are_none(known, tmp_path):

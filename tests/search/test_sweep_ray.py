@@ -16,6 +16,7 @@ from spaces.config import TrialConfig
 from spaces.space import SpaceSpec
 from spaces.sweep import SweepConfig
 from tests.search.test_report import assert_exported_like_the_live_study
+from tests.search.test_report_page import assert_report_renders
 from tests.trainables.test_calibration import assert_reliability_matches
 
 pytestmark = pytest.mark.ray
@@ -32,6 +33,17 @@ def _dominated(row, others) -> bool:
     return any(o["zs_accuracy"] >= row["zs_accuracy"] and o["zs_ece"] <= row["zs_ece"]
                and (o["zs_accuracy"], o["zs_ece"]) != (row["zs_accuracy"], row["zs_ece"])
                for o in others)
+
+
+def _figures(finished: pd.DataFrame) -> set[str]:
+    """The report's figures of a real sweep with these finished trials: all of them, but the
+    effects only where a task is in some finished trials and not in others, and importances
+    only from two finished trials."""
+    tasks = [set(ts) for ts in finished["config/intermediate_tasks"]]
+    varies = any(len({t in ts for ts in tasks}) == 2 for t in SPACE.tasks)
+    return ({"progress", "calibration", "languages", "reliability", "cost"}
+            | ({"effects"} if varies else set())
+            | ({"importances"} if len(finished) > 1 else set()))
 
 
 def test_asha_sweep_stops_trials_in_both_phases_prunes_them_in_optuna_and_writes_parquet(
@@ -127,6 +139,10 @@ def test_asha_sweep_stops_trials_in_both_phases_prunes_them_in_optuna_and_writes
     # the objective's terms at every rung, from that rung's details file (Tune never saw them)
     assert s.history[["zs_accuracy", "zs_ece"]].notna().all().all(), s.history
 
+    # its report, opened in a real browser: every section drawn
+    assert_report_renders(plan.path, tmp_path / "report", artifact="report-asha-sweep.png",
+                          figures=_figures(finished))
+
 
 def test_multi_objective_sweep_returns_a_non_dominated_set(ray_local, tmp_path):
     sweep = SweepConfig(trials=4, concurrency=2, seed=1, mode="multi", startup_trials=2,
@@ -144,6 +160,9 @@ def test_multi_objective_sweep_returns_a_non_dominated_set(ray_local, tmp_path):
     for r in finished:  # everything left out is dominated by the front
         assert r["trial_id"] in ids or _dominated(r, front)
     assert_exported_like_the_live_study(plan.path, outcome.study, tmp_path)
+    assert_report_renders(plan.path, tmp_path / "report", artifact="report-multi-objective.png",
+                          figures=_figures(pd.DataFrame(finished)),
+                          missing=("a multi-objective sweep has no single score to improve",))
 
 
 PRESET = """
