@@ -27,7 +27,9 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 2  # 2: history keyed by budget (phase-2 rungs report too); trials carry it
+SCHEMA_VERSION = 3  # 2: history keyed by budget (phase-2 rungs report too); trials carry it.
+# 3: the languages table carries reliability bins (binNN_* metric rows) of scored trials;
+# the columns are unchanged, so versions 1-2 read as before (their trials have no bins)
 SCHEMA_KEY = b"xstilts.schema"
 SEQ_KEY = b"xstilts.seq"
 TABLES = ("trials", "languages", "history")

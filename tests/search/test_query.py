@@ -68,7 +68,7 @@ def test_sweep_views_and_config_round_trip(sweep_dir):
 
 def test_files_carry_schema_version_and_other_readers_work(sweep_dir):
     table = read_table(sweep_dir, "trials")
-    assert table.schema.metadata[SCHEMA_KEY] == b"2"
+    assert table.schema.metadata[SCHEMA_KEY] == b"3"
     duckdb = pytest.importorskip("duckdb")
     polars = pytest.importorskip("polars")
 

@@ -134,3 +134,24 @@ def test_the_report_of_10000_trials_tables(tmp_path):
     assert_report_renders(path, tmp_path / "page", artifact="report-10k.png",
                           figures={"progress", "calibration", "effects", "importances",
                                    "languages", "reliability", "cost"})
+
+
+def test_a_sweep_written_before_reliability_bins_still_reports(known, tmp_path):
+    # schema 2: the same columns, no bin rows; its files read as they are
+    import pyarrow.parquet as pq
+
+    from search.results import SCHEMA_KEY, SCHEMA_VERSION, table_path
+
+    assert SCHEMA_VERSION == 3
+    for name in ("trials", "languages"):
+        file = table_path(known, name)
+        t = pq.read_table(file)
+        pq.write_table(t.replace_schema_metadata({**t.schema.metadata, SCHEMA_KEY: b"2"}), file)
+    numbers = report_numbers(known)
+    assert numbers["reliability"]["bins"] == []
+    assert numbers["reliability"]["missing"] == [
+        f"the best trial {numbers['sweep']['best']['trial_id']} was scored without reliability "
+        "bins (a sweep from before they were recorded)"]
+    assert numbers["sweep"]["finished"] == 80
+    page = Path(write_report(known, str(tmp_path / "page"))).read_text()
+    assert "scored without reliability bins" in page

@@ -56,7 +56,7 @@ def test_asha_sweep_stops_trials_in_both_phases_prunes_them_in_optuna_and_writes
     outcome = run_sweep(plan)  # a stall on resources held by stopped trials would hang here
 
     table = read_table(plan.path, "trials")
-    assert table.schema.metadata[SCHEMA_KEY] == b"2"
+    assert table.schema.metadata[SCHEMA_KEY] == b"3"
     assert [n for n, _ in CORE_COLUMNS] == table.column_names[:len(CORE_COLUMNS)]
     assert {"config/intermediate_tasks", "config/learning_rate", "config/seed"} <= set(table.column_names)
     df = table.to_pandas()
