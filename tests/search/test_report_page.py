@@ -155,3 +155,14 @@ def test_a_sweep_written_before_reliability_bins_still_reports(known, tmp_path):
     assert numbers["sweep"]["finished"] == 80
     page = Path(write_report(known, str(tmp_path / "page"))).read_text()
     assert "scored without reliability bins" in page
+
+
+def test_open_hands_the_page_to_the_users_browser(known, tmp_path, monkeypatch, capsys):
+    import webbrowser
+
+    opened = []  # no desktop browser here: record what would be opened
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    assert main(["report", known, "--out", str(tmp_path / "page"), "--open"]) == 0
+    page = tmp_path / "page" / "report.html"
+    assert opened == [f"file://{page}"] and page.exists()
+    assert capsys.readouterr().out.strip().endswith(str(page))

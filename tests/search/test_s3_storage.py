@@ -114,6 +114,20 @@ def test_best_json_reads_the_sweep_from_s3(s3, s3_sweep, s3_env, tmp_path):
         assert r["config"]["model_size"] == "tiny"
 
 
+@pytest.mark.ray  # `xstilts run` starts a local Ray in its subprocess
+def test_report_reads_the_sweep_from_s3_and_writes_the_page_locally(s3, s3_sweep, tmp_path):
+    assert s3_sweep["proc"].returncode == 0, s3_sweep["proc"].stderr[-3000:]
+    env = child_env(dict(os.environ), s3.endpoint)
+    proc = _xstilts("report", s3_sweep["path"], env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = tmp_path / f"report-{NAME}" / "report.html"  # a remote sweep's page: in the cwd
+    assert proc.stdout.strip().endswith(str(page))
+    text = page.read_text()
+    assert "2 trials recorded, 2 finished" in text and "data:image/png;base64," in text
+    assert {p.name for p in (page.parent / "figures").iterdir()} >= {"progress.png",
+                                                                      "calibration.png"}
+
+
 @pytest.mark.ray
 def test_checkpoint_paths_are_uris_into_the_bucket(s3, s3_sweep, s3_env):
     from search.query import load_sweep
