@@ -34,8 +34,8 @@ import pandas as pd
 
 from search.query import Sweep, best, pareto
 from search.report import (BETTER, _finished, _plan, _sweep, cost, importances_of,
-                           language_view, progress, reliability, statuses, study_from_sweep,
-                           task_effects)
+                           language_groups, language_view, progress, reliability, statuses,
+                           study_from_sweep, task_effects)
 from search.results import ResultsError
 
 #: the page's sections, in order: id -> title
@@ -47,6 +47,8 @@ SECTIONS = {
     "reliability": "Reliability of the best trial",
     "cost": "Cost",
 }
+#: how the languages section groups the target's languages (``spaces.languages``)
+LANGUAGE_GROUPS = ("resource", "morphology", "family")
 #: trials per heatmap: the best ``TOP_K`` by objective (then the best single-task trial of
 #: each task not among them)
 TOP_K = 10
@@ -210,6 +212,15 @@ def _languages(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
             if metric == "ece" and retrieval:
                 why = "a retrieval target has no ECE per language"
             out["missing"].append(f"no {metric} heatmap: {why}")
+    out["groups"] = {}
+    known = set(sweep.languages["metric"].unique()) if len(sweep.languages) else set()
+    metrics = [m for m in ("accuracy", "ece") if m in known]
+    for by in LANGUAGE_GROUPS:
+        try:
+            out["groups"][by] = _records(language_groups(sweep, by, metrics=metrics))
+        except ResultsError as exc:  # e.g. the demo's pseudo-languages have no family
+            out["groups"][by] = []
+            out["missing"].append(f"no grouping by {by}: {exc}")
     labels = _labels(sweep, done)
     out["labels"] = {tid: labels.get(tid, tid) for m in ("accuracy", "ece") if out.get(m)
                      for tid in out[m]["trials"]}
@@ -513,9 +524,22 @@ def _section_tables(sid: str, n: dict[str, Any]) -> str:
                 ("<h3>Parameter importances (PED-ANOVA, objective)</h3>" +
                  _table([{"parameter": k, "importance": v} for k, v in shares.items()],
                         ["parameter", "importance"], limit=100) if shares else ""))
+    if sid == "languages":
+        out = []
+        for by, rows in (n.get("groups") or {}).items():
+            if rows:
+                cols = [c for c in ("model_size", by, "languages", "trials", "accuracy",
+                                    "accuracy_gap", "ece", "ece_gap") if c in rows[0]]
+                out.append(f"<h3>By {html.escape(by)}: mean over finished trials, and the gap "
+                           f"to the training language</h3>" + _table(rows, cols, limit=100))
+        return "".join(out)
     if sid == "cost":
         return _table(n["rows"], ["status", "model_size", "trials", "seconds", "mean_seconds"])
     return ""
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
 
 
 def _headline_html(s: dict[str, Any]) -> str:
@@ -525,8 +549,8 @@ def _headline_html(s: dict[str, Any]) -> str:
         ts = "" if b["zs_ece_ts"] is None else f" ({b['zs_ece_ts']:.3f} after temperature scaling)"
         ece = "" if b["zs_ece"] is None else f", zero-shot ECE {b['zs_ece']:.3f}{ts}"
         items.append((f"Best trial {b['trial_id']}",
-                      f"objective {b['objective']:.4f}, zero-shot accuracy "
-                      f"{b['zs_accuracy']:.4f}{ece}; {b['model_size']}, tasks "
+                      f"objective {_fmt(b['objective'])}, zero-shot accuracy "
+                      f"{_fmt(b['zs_accuracy'])}{ece}; {b['model_size']}, tasks "
                       f"{'+'.join(b['tasks'])}"))
     for key, label in (("helps_accuracy", "Clearest gain in zero-shot accuracy"),
                        ("costs_calibration", "Clearest cost in calibration (ECE up)")):

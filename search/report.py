@@ -37,6 +37,7 @@ from optuna.trial import TrialState
 from search.query import Sweep, best, load_sweep
 from search.results import ResultsError, config_from_row
 from spaces.config import TrialConfig
+from spaces.objective import OBJECTIVE_ECE
 from spaces.space import SpaceSpec, define_space
 
 #: the columns whose effects ``task_effects`` measures by default
@@ -243,6 +244,7 @@ def _rebuild(sweep: Sweep) -> tuple[list[str], list[str], list[optuna.trial.Froz
                            "search space is unknown; give the STORAGE/NAME folder `xstilts run` "
                            "created")
     multi = plan.sweep.mode == "multi"
+    ece = OBJECTIVE_ECE[plan.base.objective_ece]  # a multi-objective sweep's second value
     trials = sweep.trials
     if len(trials):
         trials = trials.sort_values("finished_at", kind="stable")
@@ -263,7 +265,7 @@ def _rebuild(sweep: Sweep) -> tuple[list[str], list[str], list[optuna.trial.Froz
         intermediate = {} if multi else dict(steps.get(row["trial_id"], {}))
         if state == TrialState.COMPLETE:  # its last report is its value, not intermediate
             intermediate.pop(row["budget"], None)
-            values = [row["zs_accuracy"], row["zs_ece"]] if multi else [row["objective"]]
+            values = [row["zs_accuracy"], row[ece]] if multi else [row["objective"]]
             if any(v is None or v != v for v in values):
                 state, values = TrialState.FAIL, None  # a finished row without its metrics
         elif state == TrialState.PRUNED and intermediate:  # as Study.tell gives a pruned trial
@@ -274,7 +276,7 @@ def _rebuild(sweep: Sweep) -> tuple[list[str], list[str], list[optuna.trial.Froz
             user_attrs={"trial_id": row["trial_id"], "config_hash": row["config_hash"],
                         "status": row["status"]}))
     if multi:
-        return ["maximize", "minimize"], ["zs_accuracy", "zs_ece"], frozen
+        return ["maximize", "minimize"], ["zs_accuracy", ece], frozen
     return ["maximize"], ["objective"], frozen
 
 
@@ -416,6 +418,66 @@ def language_view(sweep: Sweep | str, metric: str = "accuracy", *, k: int = 10) 
                                                            if i in by_metric[metric].columns])
     wide.columns.name, wide.index.name = "trial_id", "language"
     return wide
+
+
+def language_groups(sweep: Sweep | str, by: str = "resource", *,
+                    metrics: Sequence[str] = LANGUAGE_METRICS) -> pd.DataFrame:
+    """The target's languages grouped ``by`` their metadata (``spaces.languages``: family,
+    script, morphology, resource; the demo suite's pseudo-languages by how the suite builds
+    them), per model size, over finished trials: ``languages`` in the group, ``trials``,
+    each metric's mean over the group's languages and the trials, and ``<metric>_gap``,
+    its mean difference to the same trial's English value (the training language: e.g.
+    how much worse calibrated zero-shot transfer is than English). The training language
+    is its own group, ``(training language)``. Empty when no finished trial was scored
+    per language."""
+    from spaces import languages as meta
+    from spaces.tasks import get_task
+
+    sweep = _sweep(sweep)
+    done = _finished(sweep)
+    langs = sweep.languages
+    columns = ["model_size", by, "languages", "trials",
+               *(c for m in metrics for c in (m, f"{m}_gap"))]
+    if not len(done) or not len(langs) or "config/target" not in done:
+        return pd.DataFrame(columns=columns)
+    target = get_task(str(done["config/target"].iloc[0]))
+    part = langs[langs["trial_id"].isin(done["trial_id"]) & langs["metric"].isin(metrics)]
+    wide = part.pivot_table(index=["trial_id", "language"], columns="metric", values="value")
+    codes = sorted(set(wide.index.get_level_values("language")))
+    train = target.train_language
+    try:
+        groups = meta.group_languages([c for c in codes if c != train], by,
+                                      demo=target.source.kind == "demo")
+    except (KeyError, ValueError) as exc:
+        raise ResultsError(f"language_groups: {exc}") from None
+    size = dict(zip(done["trial_id"], done["config/model_size"]))
+    english = wide.xs(train, level="language") if train in codes else None
+    rows = []
+    for group, members in [("(training language)", [train] if english is not None else []),
+                           *sorted(groups.items(), key=lambda g: _group_order(by, g[0]))]:
+        if not members:
+            continue
+        sub = wide[wide.index.get_level_values("language").isin(members)].reset_index()
+        sub["model_size"] = sub["trial_id"].map(size)
+        for model_size, s in sub.groupby("model_size", sort=True):
+            row = {"model_size": model_size, by: group, "languages": members,
+                   "trials": int(s["trial_id"].nunique())}
+            for m in metrics:
+                row[m] = float(s[m].mean())
+                gap = s[m] - (english[m].reindex(s["trial_id"]).to_numpy()
+                              if english is not None else math.nan)
+                row[f"{m}_gap"] = float(gap.mean())
+            rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _group_order(by: str, group: str) -> tuple[int, str]:
+    """Resource levels high to low, morphological types as ``spaces.languages`` lists them;
+    other groups alphabetically."""
+    from spaces import languages as meta
+
+    order = {"resource": meta.RESOURCES, "morphology": meta.MORPHOLOGIES}.get(by, ())
+    return (order.index(group) if group in order else len(order), group)
 
 
 def reliability(sweep: Sweep | str, trial_id: str | None = None) -> pd.DataFrame:

@@ -207,7 +207,7 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
         optuna_search = _inner_searcher(tuner)
     else:
         write_manifest(plan)
-        optuna_search = make_searcher(sweep)
+        optuna_search = make_searcher(sweep, plan.base.objective_ece)
         searcher = ConcurrencyLimiter(optuna_search, max_concurrent=_staged(sweep))
         if sweep.asha_grace > 0:
             scheduler = ASHAScheduler(time_attr=BUDGET_KEY, metric=SCORE_KEY, mode="max",
@@ -332,7 +332,8 @@ def _trainable(plan: SweepPlan):
     else:
         schedule = {"rungs": sweep.rungs(MAX_BUDGET), "two_phase": sweep.two_phase}
         fn = tune.with_parameters(tune_trial, base=base, spec=spec, sweep_path=plan.path,
-                                  schedule=schedule, keys=tune_keys(sweep.mode))
+                                  schedule=schedule,
+                                  keys=tune_keys(sweep.mode, plan.base.objective_ece))
     if surrogate and not plan.base.use_gpu:
         import ray
 

@@ -22,7 +22,7 @@ from search import results
 from trainables.storage import StorageFullError, is_storage_full
 from spaces.config import TrialConfig
 from spaces.models import gpu_share
-from spaces.objective import BUDGET_KEY, DONE_KEY, SCORE_KEY, TUNE_KEYS, budget, score
+from spaces.objective import BUDGET_KEY, DONE_KEY, SCORE_KEY, TUNE_KEYS, budget, tune_keys
 from spaces.space import SpaceSpec, trial_config
 
 class ObjectiveReportCallback(TuneReportCallback):
@@ -119,6 +119,7 @@ def surrogate_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[
     cfg = _config(params, base, spec)
     if _answered(sweep_path, ray.tune.get_context().get_trial_id(), cfg):
         return
+    keys = tune_keys("multi", cfg.objective_ece)  # the score and both terms
     steps_2, steps_3 = surrogate_phases(cfg)
     total = budget(steps_2, steps_3, two_phase=two_phase)
     phase_3 = budget(steps_2, 0, two_phase=two_phase)  # the budget where phase 3 starts
@@ -131,7 +132,7 @@ def surrogate_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[
         ran = sum(surrogate_progress(cfg, at, two_phase=two_phase))
         time.sleep(max(0.0, start + ran * seconds_per_step - time.monotonic()))
         metrics = {key: value for key, value in
-                   surrogate_curve(cfg, at, two_phase=two_phase).items() if key in TUNE_KEYS}
+                   surrogate_curve(cfg, at, two_phase=two_phase).items() if key in keys}
         report = {**metrics, BUDGET_KEY: at, DONE_KEY: at == total}
         if at == total:
             # Tune ends the trial at its last report instead of asking the function for one

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from spaces.objective import OBJECTIVE_ECE
 from spaces.models import MODEL_SIZES, Shape, gpu_share, largest_batch, train_memory_gib
 from spaces.tasks import get_task, task_names
 
@@ -30,7 +31,7 @@ RUN_ONLY_KEYS: frozenset[str] = frozenset({
 #: keys added after the first release, left out of the hash at these defaults so that a
 #: config keeps its hash across versions
 LATER_KEYS: Mapping[str, Any] = MappingProxyType({"eval_languages": [], "retrieval_layer": 0,
-                                                  "group_by_length": 50})
+                                                  "group_by_length": 50, "objective_ece": "raw"})
 #: how a training step runs: ``lean`` (pre-tokenized batches gathered on the device,
 #: shape buckets, SDPA attention, one host sync per report) or ``plain`` (padded on the
 #: host to each batch's longest, eager attention, a sync per step)
@@ -100,6 +101,9 @@ class TrialConfig:
     seed: int = 0
     #: λ in score = mean_zs_acc − λ · mean_zs_ece
     objective_weight: float = 1.0
+    #: which zero-shot ECE the objective uses: raw | scaled (after temperature scaling on
+    #: English dev); ``spaces.objective.OBJECTIVE_ECE``
+    objective_ece: str = "raw"
     #: number of equal-width confidence bins for ECE/MCE
     ece_bins: int = 15
     #: debug knobs: cap examples per split (0 = all)
@@ -295,6 +299,9 @@ def _problems(c: TrialConfig) -> Iterable[str]:
         yield f"eval_split={c.eval_split!r} is unknown; choose one of: {', '.join(EVAL_SPLITS)}"
     if c.model_size not in MODEL_SIZES:
         yield f"model_size={c.model_size!r} is unknown; choose one of: {', '.join(MODEL_SIZES)}"
+    if c.objective_ece not in OBJECTIVE_ECE:
+        yield (f"objective_ece={c.objective_ece!r} is unknown; choose one of: "
+               f"{', '.join(OBJECTIVE_ECE)} (ECE after temperature scaling on English dev)")
     if c.train_step not in TRAIN_STEPS:
         yield f"train_step={c.train_step!r} is unknown; choose one of: {', '.join(TRAIN_STEPS)}"
     yield from _range("learning_rate", c.learning_rate, 0.0, 1.0, low_open=True)

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from spaces.config import TrialConfig
-from spaces.objective import ACCURACY_KEY, ECE_KEY, SCORE_KEY, macro_mean, score
+from spaces.objective import ACCURACY_KEY, SCORE_KEY, macro_mean, objective
 from spaces.tasks import TaskSpec
 from trainables import calibration, metrics
 from trainables.encoding import IGNORE_INDEX, EncodedSplit
@@ -94,7 +94,7 @@ def evaluate(model: MultiTaskModel, target: TaskSpec, eval_sets: Mapping[str, En
             continue
         out[f"zs_{key}"] = macro_mean({lang: m[key] for lang, m in per_lang.items()}, exclude=en)
     out[ACCURACY_KEY] = out[f"zs_{METRIC_KEYS[target.metric]}"]
-    out[SCORE_KEY] = score(out[ACCURACY_KEY], out.get(ECE_KEY, 0.0), weight=cfg.objective_weight)
+    out[SCORE_KEY] = objective(out, weight=cfg.objective_weight, ece=cfg.objective_ece)
     out["eval_seconds"] = time.perf_counter() - t0
     return out
 

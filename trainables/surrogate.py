@@ -50,7 +50,7 @@ import math
 import random
 
 from spaces.config import TrialConfig
-from spaces.objective import ACCURACY_KEY, ECE_KEY, SCORE_KEY, score
+from spaces.objective import ACCURACY_KEY, ECE_KEY, OBJECTIVE_ECE, SCORE_KEY, score
 from spaces.space import SpaceSpec
 from spaces.tasks import get_task
 
@@ -112,7 +112,12 @@ def surrogate_metrics(cfg: TrialConfig, *, noise: float = 0.005) -> dict[str, fl
     rng = random.Random(f"{cfg.config_hash()}")
     acc = min(1.0, max(0.0, surrogate_accuracy(cfg) + rng.gauss(0.0, noise)))
     ece = _ece(cfg.intermediate_tasks)
-    return {ACCURACY_KEY: acc, ECE_KEY: ece,
+    return _metrics(cfg, acc, ece)
+
+
+def _metrics(cfg: TrialConfig, acc: float, ece: float) -> dict[str, float]:
+    # the surrogate models one ECE, the one the objective uses (raw or after scaling)
+    return {ACCURACY_KEY: acc, ECE_KEY: ece, OBJECTIVE_ECE[cfg.objective_ece]: ece,
             SCORE_KEY: score(acc, ece, weight=cfg.objective_weight)}
 
 
@@ -167,8 +172,7 @@ def surrogate_curve(cfg: TrialConfig, budget: int, *, two_phase: bool,
         acc = final[ACCURACY_KEY] - PROBE_BIAS * left + rng.gauss(0.0, PROBE_NOISE * left)
     acc = min(1.0, max(0.0, acc))
     ece = final[ECE_KEY]
-    return {ACCURACY_KEY: acc, ECE_KEY: ece,
-            SCORE_KEY: score(acc, ece, weight=cfg.objective_weight)}
+    return _metrics(cfg, acc, ece)
 
 
 def surrogate_optimum(spec: SpaceSpec, objective_weight: float = 1.0) -> float:

@@ -221,3 +221,51 @@ def test_reliability_reads_the_best_trials_bins_and_says_when_there_are_none(kno
     raw = r[r["scaling"] == "raw"].set_index("bin")
     assert raw.loc[14, "count"] == 6 and raw.loc[14, "accuracy"] == 0.5
     assert r[r["scaling"] == "ts"].set_index("bin").loc[14, "accuracy"] == 1.0
+
+
+def test_language_groups_average_each_group_and_its_gap_to_english(tmp_path):
+    from search.report import language_groups
+
+    # two finished demo trials (tiny, base) and a stopped one that must not count; the demo
+    # suite's pseudo-languages: de high, fr medium, sw low resource (by anchor share)
+    acc = {"t1": {"en": 0.9, "de": 0.8, "fr": 0.7, "sw": 0.5},
+           "t2": {"en": 0.8, "de": 0.8, "fr": 0.6, "sw": 0.6},
+           "s": {"en": 0.1, "de": 0.1, "fr": 0.1, "sw": 0.1}}
+    ece = {tid: {lang: 1 - v for lang, v in by.items()} for tid, by in acc.items()}
+    rows = [{"sweep": "g", "trial_id": tid, "config_hash": tid, "objective": 0.5,
+             "status": "stopped" if tid == "s" else "finished", "finished_at": float(i),
+             "config/target": "demo-sentiment", "config/intermediate_tasks": ["demo-topic"],
+             "config/model_size": "base" if tid == "t2" else "tiny"}
+            for i, tid in enumerate(acc)]
+    langs = [{"trial_id": tid, "task": "demo-sentiment", "language": lang, "metric": m,
+              "value": table[tid][lang]}
+             for m, table in (("accuracy", acc), ("ece", ece)) for tid in acc
+             for lang in acc[tid]]
+    path = str(tmp_path / "groups")
+    write_table(_table(rows, CORE_COLUMNS), path, "trials")
+    write_table(_table(langs, LANGUAGE_COLUMNS), path, "languages")
+
+    g = language_groups(path, "resource")
+    assert list(g["resource"][g["model_size"] == "tiny"]) == ["(training language)", "high",
+                                                             "medium", "low"]
+    by = g.set_index(["model_size", "resource"])
+    assert by.loc[("tiny", "low"), "accuracy"] == pytest.approx(0.5)
+    assert by.loc[("tiny", "low"), "accuracy_gap"] == pytest.approx(0.5 - 0.9)
+    assert by.loc[("base", "medium"), "ece_gap"] == pytest.approx(0.4 - 0.2)
+    assert by.loc[("tiny", "(training language)"), "ece_gap"] == 0.0
+    assert (g["trials"] == 1).all()  # the stopped trial is left out
+    m = language_groups(path, "morphology").set_index(["model_size", "morphology"])
+    # de and fr are fusional, sw agglutinative (spaces.languages)
+    assert m.loc[("tiny", "fusional"), "languages"] == ["de", "fr"]
+    assert m.loc[("tiny", "fusional"), "accuracy"] == pytest.approx(0.75)
+    assert m.loc[("base", "agglutinative"), "accuracy_gap"] == pytest.approx(0.6 - 0.8)
+    with pytest.raises(ResultsError, match="cannot group languages by 'colour'"):
+        language_groups(path, "colour")
+    # the report's languages section shows these groups (the demo has no language family)
+    from search.page import report_numbers, write_report
+
+    numbers = report_numbers(path)["languages"]
+    assert numbers["groups"]["resource"] == json.loads(g.to_json(orient="records"))
+    assert any("no grouping by family" in said for said in numbers["missing"])
+    page = open(write_report(path, str(tmp_path / "page"))).read()
+    assert "By resource" in page and "By morphology" in page and "-0.4000" in page

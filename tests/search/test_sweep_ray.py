@@ -1,5 +1,6 @@
 """Real sweeps: Ray Tune + Optuna + ASHA over Ray Train trials on CPU."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -147,13 +148,20 @@ def test_asha_sweep_stops_trials_in_both_phases_prunes_them_in_optuna_and_writes
 def test_multi_objective_sweep_returns_a_non_dominated_set(ray_local, tmp_path):
     sweep = SweepConfig(trials=4, concurrency=2, seed=1, mode="multi", startup_trials=2,
                         asha_grace=0, space=SPACE)
-    plan = SweepPlan(storage=str(tmp_path), name="multi", base=BASE, sweep=sweep)
+    # its second objective: ECE after temperature scaling (objective_ece: scaled)
+    plan = SweepPlan(storage=str(tmp_path), name="multi",
+                     base=dataclasses.replace(BASE, objective_ece="scaled"), sweep=sweep)
     outcome = run_sweep(plan)
     assert len(outcome.study.directions) == 2
     assert all(len(t.values) == 2 for t in outcome.study.trials)
     s = load_sweep(plan.path)
     finished = s.trials[s.trials["status"] == "finished"].to_dict("records")
     assert len(finished) == 4
+    values = sorted(tuple(t.values) for t in outcome.study.trials)
+    assert values == sorted(zip((r["zs_accuracy"] for r in finished),
+                                (r["zs_ece_ts"] for r in finished)))
+    assert all(r["objective"] == pytest.approx(r["zs_accuracy"] - r["zs_ece_ts"])
+               for r in finished)
     front = pareto(s).to_dict("records")
     ids = {r["trial_id"] for r in front}
     assert front and not any(_dominated(r, finished) for r in front)
