@@ -69,8 +69,8 @@ def report_numbers(sweep: Sweep | str) -> dict[str, dict[str, Any]]:
     done = _finished(sweep)
     target = _target(sweep)
     retrieval = len(done) > 0 and done["zs_ece"].isna().all()
-    no_ece = (f"the target {target!r} is scored without class probabilities (a retrieval "
-              "target), so its trials have no ECE") if retrieval else None
+    no_ece = (f"the trials of target {target!r} have no ECE: a retrieval sweep from before "
+              "retrieval calibration was defined (trainables.metrics)") if retrieval else None
     none_done = _none_finished(sweep)
     tasks = _tasks(sweep, done, none_done, study, study_missing, retrieval)
     return {
@@ -79,7 +79,7 @@ def report_numbers(sweep: Sweep | str) -> dict[str, dict[str, Any]]:
                   "trials": int(len(sweep.trials)), "finished": int(len(done)),
                   **_headline(sweep, done, tasks["effects"])},
         "progress": _progress(sweep, plan),
-        "calibration": _calibration(sweep, done, none_done, no_ece),
+        "calibration": _calibration(sweep, done, none_done, no_ece, _is_retrieval(target)),
         "tasks": tasks,
         "languages": _languages(sweep, done, none_done, retrieval),
         "reliability": _reliability(sweep, done, none_done, no_ece),
@@ -151,8 +151,17 @@ def _progress(sweep: Sweep, plan) -> dict[str, Any]:
     return out
 
 
+def _is_retrieval(target: str | None) -> bool:
+    from spaces.tasks import get_task
+
+    try:
+        return target is not None and get_task(target).format == "retrieval"
+    except KeyError:  # a task this xstilts does not know
+        return False
+
+
 def _calibration(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
-                 no_ece: str | None) -> dict[str, Any]:
+                 no_ece: str | None, retrieval: bool) -> dict[str, Any]:
     if none_done or no_ece:
         return {"trials": [], "missing": [none_done or no_ece]}
     rows = pd.DataFrame({
@@ -166,7 +175,10 @@ def _calibration(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
         rows["front_ts"] = rows["trial_id"].isin(pareto(sweep, minimize="zs_ece_ts")["trial_id"])
     else:
         rows["front_ts"] = False
-        missing.append("no ECE after temperature scaling was recorded (a sweep from before it "
+        missing.append("a retrieval target's probabilities are defined with their fitted "
+                       "temperature (Tatoeba) or Platt scaling (BUCC): one ECE, no separate "
+                       "value after scaling" if retrieval else
+                       "no ECE after temperature scaling was recorded (a sweep from before it "
                        "was)")
     return {"trials": _records(rows.sort_values("zs_accuracy", ascending=False)),
             "missing": missing}
@@ -210,7 +222,7 @@ def _languages(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
         else:
             out[metric] = None
             if metric == "ece" and retrieval:
-                why = "a retrieval target has no ECE per language"
+                why = "this retrieval sweep's trials have no ECE per language"
             out["missing"].append(f"no {metric} heatmap: {why}")
     out["groups"] = {}
     known = set(sweep.languages["metric"].unique()) if len(sweep.languages) else set()

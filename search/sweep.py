@@ -25,7 +25,6 @@ from spaces.config import ConfigError, TrialConfig
 from spaces.objective import BUDGET_KEY, SCORE_KEY, tune_keys
 from spaces.sweep import SweepConfig, idle_gpu_note, packing_problems
 from spaces.models import get_model_size
-from spaces.tasks import get_task
 
 class _NoTrialLogFiles(logging.Filter):
     """Tune's ResultGrid looks for each trial's JSON/CSV log, which xstilts does not write
@@ -48,10 +47,6 @@ class SweepPlan:
     sweep: SweepConfig
 
     def __post_init__(self) -> None:
-        if self.sweep.mode == "multi" and get_task(self.base.target).format == "retrieval":
-            raise ConfigError([
-                f"target {self.base.target!r} is a retrieval task: it has no probabilities, so "
-                "no ECE for mode=multi to minimise; use mode: scalar (its score is the metric)"])
         problems = packing_problems(self.base, self.sweep)
         if problems:  # a size the space draws would not fit its GPU share
             raise ConfigError(problems)

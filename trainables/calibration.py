@@ -90,17 +90,22 @@ def all_metrics(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> dict
     }
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, *,
+def fit_temperature(logits: np.ndarray | list[np.ndarray], labels: np.ndarray | list, *,
                     low: float = 0.05, high: float = 20.0, iters: int = 100) -> float:
-    """The temperature T > 0 minimising NLL of softmax(logits / T).
+    """The temperature T > 0 minimising NLL of softmax(logits / T); ``logits`` and
+    ``labels`` may be lists of groups with different numbers of classes (retrieval: one
+    group per language, its candidates as classes), whose NLL is pooled over their rows.
 
-    NLL is convex in 1/T, so a golden-section search over log T finds it
+    NLL is convex in 1/T, so a golden-section search over log T in [low, high] finds it
     deterministically, with no optimizer state.
     """
-    labels = np.asarray(labels)
+    groups = (list(zip(logits, labels)) if isinstance(logits, list)
+              else [(logits, labels)])
+    groups = [(g, np.asarray(y)) for g, y in groups if len(y)]
+    total = sum(len(y) for _, y in groups)
 
     def loss(log_t: float) -> float:
-        return nll(softmax(logits, math.exp(log_t)), labels)
+        return math.fsum(nll(softmax(g, math.exp(log_t)), y) * len(y) for g, y in groups) / total
 
     a, b = math.log(low), math.log(high)
     g = (math.sqrt(5) - 1) / 2

@@ -13,9 +13,12 @@ Per format (``docs/tasks.md`` has the table):
 - tagging: word accuracy (UD-POS) and seqeval entity F1 (PAN-X), each word
   tagged at its first sub-token (a word cut by ``max_length`` gets tag 0 and
   counts); ECE, MCE, Brier, NLL of the softmax at those tokens;
-- retrieval: BUCC F1 (ratio-margin mining, threshold tuned on the gold pairs
-  of the split scored) and Tatoeba accuracy from the mean-pooled hidden
-  states of ``retrieval_layer``; no probabilities, so no calibration.
+- retrieval: BUCC F1 (ratio-margin mining) on test with the threshold tuned on
+  dev, and Tatoeba accuracy, from the mean-pooled hidden states of
+  ``retrieval_layer``; their calibration as ``trainables.metrics`` defines it
+  (Tatoeba: a softmax over the candidates' cosines with one temperature fitted
+  on held-out pairs; BUCC: Platt scaling of the margin fitted on dev), reported
+  once (``ece``, no ``_ts``: there is no unscaled probability to compare).
 
 One temperature per evaluation, fitted by NLL on the English dev set of what
 the target trains on (labels; start and end positions; first-token tags);
@@ -23,8 +26,7 @@ calibration is reported raw and scaled (``*_ts``).
 
 The objective's accuracy term ``zs_accuracy`` is the macro mean over zero-shot
 languages of the target's own metric (accuracy, F1, word accuracy, entity F1,
-BUCC F1, Tatoeba accuracy): ``score = zs_accuracy - λ·zs_ece``; retrieval
-targets have no ECE and score ``zs_accuracy``.
+BUCC F1, Tatoeba accuracy): ``score = zs_accuracy - λ·zs_ece``.
 
 Precision: with ``bf16`` on (the default on CUDA, off elsewhere) the forward passes
 run under bf16 autocast, as training's do (``trainables.step``); their logits (for
@@ -66,17 +68,19 @@ _PAD_LOGIT = -1e4
 
 def evaluate(model: MultiTaskModel, target: TaskSpec, eval_sets: Mapping[str, EncodedSplit],
              en_dev: EncodedSplit | None, cfg: TrialConfig, device: torch.device, *,
-             bf16: bool | None = None) -> dict[str, float]:
+             bf16: bool | None = None,
+             fit_sets: Mapping[str, EncodedSplit] | None = None) -> dict[str, float]:
     """Per-language metric and calibration, their zero-shot means and the objective;
-    ``bf16``: forward passes under bf16 autocast (None: on CUDA only)."""
+    ``bf16``: forward passes under bf16 autocast (None: on CUDA only); ``fit_sets``:
+    BUCC's dev split per language, where its threshold and Platt scaling are fitted."""
     t0 = time.perf_counter()
     bf16 = _bf16(device, bf16)
     out: dict[str, float] = {}
     per_lang: dict[str, dict[str, float]] = {}
     if target.format == "retrieval":
-        for lang, data in eval_sets.items():
-            per_lang[lang] = score_split(model, target, data, device, language=lang,
-                                         layer=cfg.retrieval_layer, bf16=bf16)
+        per_lang, fitted = _score_retrieval(model, target, eval_sets, fit_sets or {}, cfg,
+                                            device, bf16)
+        out.update(fitted)
     else:
         assert en_dev is not None
         fmt = _FORMATS[target.format]
@@ -101,14 +105,16 @@ def evaluate(model: MultiTaskModel, target: TaskSpec, eval_sets: Mapping[str, En
 
 def score_split(model: MultiTaskModel, task: TaskSpec, data: EncodedSplit, device: torch.device,
                 *, language: str, temperature: float = 1.0, bins: int = 15,
-                layer: int = 0, bf16: bool | None = None) -> dict[str, float]:
+                bf16: bool | None = None) -> dict[str, float]:
     """The metrics of one split scored with ``task``'s head: its metric, and its
     calibration and reliability bins (``calibration.reliability``) raw and (``*_ts``) at
-    ``temperature``; retrieval: from ``layer``;
-    ``bf16``: forward passes under bf16 autocast (None: on CUDA only)."""
+    ``temperature`` (retrieval targets are scored by ``evaluate``: their calibration is
+    fitted across splits or languages); ``bf16``: forward passes under bf16 autocast
+    (None: on CUDA only)."""
     bf16 = _bf16(device, bf16)
     if task.format == "retrieval":
-        return _score_retrieval(model, task, data, layer, device, bf16)
+        raise ValueError(f"{task.name} is a retrieval target: score it with evaluate(), "
+                         "which fits its calibration across its splits and languages")
     fmt = _FORMATS[task.format]
     outputs = fmt.outputs(model, task.name, data, device, bf16)
     raw = fmt.score(outputs, data, 1.0, task, language, bins)
@@ -264,14 +270,38 @@ def _embeddings(model: MultiTaskModel, data, side: str, layer: int, device: torc
     return out
 
 
-def _score_retrieval(model: MultiTaskModel, target: TaskSpec, data, layer: int,
-                     device: torch.device, bf16: bool) -> dict[str, Any]:
-    src = _embeddings(model, data, "source", layer, device, bf16)
-    tgt = _embeddings(model, data, "target", layer, device, bf16)
+def _score_retrieval(model: MultiTaskModel, target: TaskSpec, eval_sets: Mapping[str, Any],
+                     fit_sets: Mapping[str, Any], cfg: TrialConfig, device: torch.device,
+                     bf16: bool) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Per language: the metric and its calibration (``trainables.metrics``' definitions);
+    and what was fitted across languages (Tatoeba's temperature)."""
+    def both(data) -> tuple[np.ndarray, np.ndarray]:
+        return tuple(_embeddings(model, data, side, cfg.retrieval_layer, device, bf16)
+                     for side in ("source", "target"))
+
+    def candidates(data) -> dict[tuple[str, str], float]:
+        src, tgt = both(data)
+        return metrics.bucc_candidates(src, tgt, data.source_keys, data.target_keys)
+
     if target.metric == "bucc_f1":
-        return metrics.bucc_f1(src, tgt, data.source_keys, data.target_keys, data.gold_keys())
+        per_lang = {}
+        for lang, data in eval_sets.items():
+            dev = fit_sets.get(lang)
+            if dev is None:  # no dev split: the threshold is tuned on the split scored
+                per_lang[lang] = metrics.bucc_prf(candidates(data), data.gold_keys())
+            else:
+                per_lang[lang] = metrics.bucc_scores(candidates(dev), set(dev.gold_keys()),
+                                                     candidates(data), set(data.gold_keys()),
+                                                     cfg.ece_bins)
+        return per_lang, {}
     # the hub's source side is the other language: XTREME queries with the English side
-    return {"accuracy": metrics.tatoeba_accuracy(tgt, src)}
+    sims = {lang: metrics.tatoeba_similarities(tgt, src)
+            for lang, (src, tgt) in ((lang, both(data)) for lang, data in eval_sets.items())}
+    temperature = metrics.tatoeba_temperature(list(sims.values()))
+    per_lang = {lang: {"accuracy": float((s.argmax(axis=1) == np.arange(len(s))).mean()),
+                       **metrics.tatoeba_calibration(s, temperature, cfg.ece_bins)}
+                for lang, s in sims.items()}
+    return per_lang, {"temperature": temperature}
 
 
 _FORMATS: Mapping[str, Any] = {"classification": _Classes, "multiple_choice": _Classes,

@@ -23,7 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from trainables.calibration import all_metrics, ece, mce, reliability
+from trainables.calibration import (all_metrics, ece, fit_temperature, mce, reliability,
+                                    softmax)
 
 # --------------------------------------------------------------------------- span QA
 
@@ -417,27 +418,27 @@ def _prf(extracted: set, gold: set) -> tuple[float, float, float]:
     return p, r, 2 * p * r / (p + r)
 
 
-def bucc_f1(src_emb: np.ndarray, tgt_emb: np.ndarray, src_ids: Sequence[str],
-            tgt_ids: Sequence[str], gold_pairs: set[tuple[str, str]] | Sequence[tuple[str, str]],
-            threshold: float | None = None, *, k: int = 4) -> dict[str, float]:
-    """BUCC 2018 bitext mining P/R/F1, as XTREME's ``bucc_eval``.
-
-    Candidates come from ``margin_candidates``; those with margin >= threshold
-    are extracted. With ``threshold=None`` it is tuned on ``gold_pairs`` as
-    ``bucc_optimize`` does: walk candidates by descending margin, and where the
-    prefix F1 is best so far put the threshold halfway to the next margin
-    (at the last margin itself when the whole list is best, where XTREME would
-    index past its end). Sentence texts are not de-duplicated here, as
-    ``text_load_unify`` / ``read_sent2id`` do: pass unique sentences.
-    """
+def bucc_candidates(src_emb: np.ndarray, tgt_emb: np.ndarray, src_ids: Sequence[str],
+                    tgt_ids: Sequence[str], *, k: int = 4) -> dict[tuple[str, str], float]:
+    """``margin_candidates`` keyed by sentence ids: ``(src_id, tgt_id) -> ratio margin``."""
     if len(src_ids) != len(src_emb) or len(tgt_ids) != len(tgt_emb):
         raise ValueError(f"ids and embeddings differ in length: {len(src_ids)} src ids for "
                          f"{len(src_emb)} rows, {len(tgt_ids)} tgt ids for {len(tgt_emb)} rows")
+    mined = margin_candidates(src_emb, tgt_emb, k)
+    return {(src_ids[i], tgt_ids[j]): s for (i, j), s in mined.items()}
+
+
+def bucc_prf(cands: Mapping[tuple[str, str], float],
+             gold_pairs: set[tuple[str, str]] | Sequence[tuple[str, str]],
+             threshold: float | None = None) -> dict[str, float]:
+    """BUCC P/R/F1 of the candidates with margin >= ``threshold``. With
+    ``threshold=None`` it is tuned on ``gold_pairs`` as XTREME's ``bucc_optimize`` does:
+    walk candidates by descending margin, and where the prefix F1 is best so far put the
+    threshold halfway to the next margin (at the last margin itself when the whole list
+    is best, where XTREME would index past its end)."""
     gold = {tuple(p) for p in gold_pairs}
     if not gold:
         raise ValueError("gold_pairs is empty")
-    mined = margin_candidates(src_emb, tgt_emb, k)
-    cands = {(src_ids[i], tgt_ids[j]): s for (i, j), s in mined.items()}
     if threshold is None:
         ranked = sorted(cands.items(), key=lambda c: -c[1])
         threshold, best, hit = 0.0, 0.0, 0
@@ -451,3 +452,111 @@ def bucc_f1(src_emb: np.ndarray, tgt_emb: np.ndarray, src_ids: Sequence[str],
     p, r, f = _prf({pair for pair, s in cands.items() if s >= threshold}, gold)
     return {"precision": p, "recall": r, "f1": f, "threshold": float(threshold)}
 
+
+def bucc_f1(src_emb: np.ndarray, tgt_emb: np.ndarray, src_ids: Sequence[str],
+            tgt_ids: Sequence[str], gold_pairs: set[tuple[str, str]] | Sequence[tuple[str, str]],
+            threshold: float | None = None, *, k: int = 4) -> dict[str, float]:
+    """BUCC 2018 bitext mining P/R/F1, as XTREME's ``bucc_eval``: ``bucc_prf`` of the
+    ``bucc_candidates``, the threshold tuned on ``gold_pairs`` unless given (a trial tunes
+    it on dev and applies it to test: ``bucc_scores``). Sentence texts are not
+    de-duplicated here, as ``text_load_unify`` / ``read_sent2id`` do: pass unique
+    sentences."""
+    return bucc_prf(bucc_candidates(src_emb, tgt_emb, src_ids, tgt_ids, k=k), gold_pairs,
+                    threshold)
+
+
+# -- retrieval calibration ---------------------------------------------------------------------
+# Retrieval has no class probabilities of its own; these define them, once:
+# - Tatoeba: each English query's candidates are every sentence of the other side; p =
+#   softmax(cosine / T) over them, with one temperature T per trial fitted by NLL on
+#   held-out pairs (every TATOEBA_HOLDOUT-th pair of each scored language, pooled: Tatoeba
+#   publishes no dev set); confidence = the top-1 match's p, correct = it is the aligned
+#   sentence. ECE, MCE, Brier (over all candidates), NLL and reliability bins on the other
+#   pairs; accuracy stays XTREME's, on every pair.
+# - BUCC: each mined candidate pair is an event "this pair is gold"; p = sigmoid(a·margin +
+#   b), Platt scaling fitted on the dev split's candidates (with Platt's target smoothing)
+#   and applied to test's, where the F1 threshold tuned on dev is applied too. Calibration
+#   of the two-class probabilities (1 − p, p) as for a binary classifier.
+
+#: every TATOEBA_HOLDOUT-th pair of a language (rows 0, 5, 10, ...) fits the temperature
+TATOEBA_HOLDOUT = 5
+#: the temperature range searched for cosine similarities (in [-1, 1], so T is small)
+RETRIEVAL_T_RANGE = (1e-4, 10.0)
+
+
+def tatoeba_similarities(src_emb: np.ndarray, tgt_emb: np.ndarray) -> np.ndarray:
+    """Cosine similarities [queries, candidates] of aligned rows (row i <-> row i)."""
+    src, tgt = _unit(src_emb), _unit(tgt_emb)
+    if src.shape != tgt.shape:
+        raise ValueError(f"Tatoeba pairs row i with row i: shapes {src.shape} and "
+                         f"{tgt.shape} differ")
+    return src @ tgt.T
+
+
+def tatoeba_heldout(n: int) -> np.ndarray:
+    """Which of ``n`` pairs fit the temperature (a boolean mask)."""
+    return np.arange(n) % TATOEBA_HOLDOUT == 0
+
+
+def tatoeba_temperature(similarities: Sequence[np.ndarray]) -> float:
+    """One temperature for all languages' ``tatoeba_similarities``: NLL of the aligned
+    candidate over their held-out pairs, pooled."""
+    held = [s[tatoeba_heldout(len(s))] for s in similarities]
+    labels = [np.flatnonzero(tatoeba_heldout(len(s))) for s in similarities]
+    return fit_temperature(held, labels, low=RETRIEVAL_T_RANGE[0], high=RETRIEVAL_T_RANGE[1])
+
+
+def tatoeba_calibration(similarities: np.ndarray, temperature: float,
+                        n_bins: int = 15) -> dict[str, float]:
+    """ECE, MCE, Brier, NLL and reliability bins of the pairs that did not fit the
+    temperature (see the definitions above)."""
+    rows = np.flatnonzero(~tatoeba_heldout(len(similarities)))
+    if not len(rows):
+        return {}
+    probs = softmax(similarities[rows], temperature)
+    out = all_metrics(probs, rows, n_bins)
+    out.pop("accuracy")  # the metric is XTREME's, over every pair
+    return {**out, **reliability(probs, rows, n_bins)}
+
+
+def platt_fit(scores: np.ndarray, labels: np.ndarray, *, iters: int = 50) -> tuple[float, float]:
+    """Platt scaling: (a, b) of p = sigmoid(a·score + b) minimising the NLL of ``labels``
+    (0/1) with Platt's smoothed targets ((N+ + 1)/(N+ + 2) and 1/(N- + 2)), by Newton's
+    method on the two parameters (a small ridge keeps it defined on separable data)."""
+    x = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if not len(x):
+        raise ValueError("platt_fit needs at least one scored candidate")
+    pos, neg = y.sum(), len(y) - y.sum()
+    t = np.where(y > 0, (pos + 1) / (pos + 2), 1 / (neg + 2))
+    a, b = 0.0, float(np.log((pos + 1) / (neg + 1)))
+    features = np.stack([x, np.ones_like(x)], axis=1)
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-(a * x + b)))
+        grad = features.T @ (p - t) + 1e-6 * np.array([a, b])
+        w = p * (1 - p)
+        hess = (features * w[:, None]).T @ features + 1e-6 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(a), float(b)
+
+
+def bucc_scores(dev: Mapping[tuple[str, str], float], dev_gold: set[tuple[str, str]],
+                test: Mapping[tuple[str, str], float], test_gold: set[tuple[str, str]],
+                n_bins: int = 15) -> dict[str, float]:
+    """A BUCC language's numbers: P/R/F1 on ``test`` at the threshold tuned on ``dev``,
+    and the calibration of test's candidates under Platt scaling fitted on dev's (see the
+    definitions above). ``dev`` and ``test``: ``bucc_candidates``."""
+    out = bucc_prf(test, test_gold, bucc_prf(dev, dev_gold)["threshold"])
+    if not test or not dev:
+        return out
+    y_dev = np.array([pair in dev_gold for pair in dev], dtype=np.float64)
+    a, b = platt_fit(np.array(list(dev.values())), y_dev)
+    p = 1 / (1 + np.exp(-(a * np.array(list(test.values())) + b)))
+    probs = np.stack([1 - p, p], axis=1)
+    labels = np.array([pair in test_gold for pair in test], dtype=int)
+    cal = all_metrics(probs, labels, n_bins)
+    cal.pop("accuracy")
+    return {**out, **cal, **reliability(probs, labels, n_bins), "platt_a": a, "platt_b": b}

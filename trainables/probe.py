@@ -107,6 +107,7 @@ def _scored(model, core, data, cfg: TrialConfig, device: torch.device,
         return {}
     model.eval()
     try:
-        return evaluate(core, data.target, data.probe_sets, data.probe_dev, cfg, device)
+        return evaluate(core, data.target, data.probe_sets, data.probe_dev, cfg, device,
+                        fit_sets=data.fit_sets)
     finally:
         model.train()

@@ -28,6 +28,9 @@ class TrialData:
     eval_sets: dict[str, EncodedSplit] = field(default_factory=dict)
     #: the English dev set the temperature is fitted on (None: no scoring or retrieval)
     en_dev: EncodedSplit | None = None
+    #: BUCC: language -> its dev split, where the F1 threshold and the Platt scaling of
+    #: the margin are fitted before test is scored
+    fit_sets: dict[str, EncodedSplit] = field(default_factory=dict)
     #: tagging task -> its tag names (CCG's come from its training file)
     tag_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: the target probe's evaluation sets and English dev set (``trainables.probe``): the
@@ -48,9 +51,17 @@ class TrialData:
                 for name, split in splits.items()}
 
 
+#: retrieval targets whose scoring is fitted on dev (BUCC: the F1 threshold, the Platt
+#: scaling of the margin): they always score test
+FITTED_ON_DEV = frozenset({"bucc_f1"})
+
+
 def eval_split(task: TaskSpec, wanted: str) -> str:
     """``wanted``, or the task's other evaluation split where it lacks it (XQuAD,
-    TyDiQA-GoldP and Tatoeba publish only test)."""
+    TyDiQA-GoldP and Tatoeba publish only test); test for a target whose scoring is
+    fitted on dev (BUCC)."""
+    if task.metric in FITTED_ON_DEV and {"dev", "test"} <= set(task.source.splits):
+        return "test"
     if wanted in task.source.splits:
         return wanted
     return next(s for s in ("test", "dev") if s in task.source.splits)
@@ -60,7 +71,8 @@ def eval_split(task: TaskSpec, wanted: str) -> str:
 class SplitRequest:
     """One encoded split a trial reads, and where it goes in ``TrialData``."""
 
-    #: ``inter_train``, ``target_train``, ``eval``, ``en_dev``, ``probe_eval``, ``probe_dev``
+    #: ``inter_train``, ``target_train``, ``eval``, ``en_dev``, ``fit`` (BUCC's dev),
+    #: ``probe_eval``, ``probe_dev``
     role: str
     task: str
     split: str
@@ -95,6 +107,9 @@ def trial_splits(cfg: TrialConfig, *, scoring: bool = True) -> list[SplitRequest
                  if trains_target or lang != en]  # retrieval pairs each language with English
     out += [SplitRequest("eval", target.name, split, lang, cfg.max_eval_examples, target.name,
                          True) for lang in languages]
+    if target.metric in FITTED_ON_DEV and split == "test":
+        out += [SplitRequest("fit", target.name, "dev", lang, cfg.max_eval_examples, target.name,
+                             True) for lang in languages]
     if trains_target:  # English dev fits the temperature (and is scored when it is eval's split)
         dev_task, dev_split = (source, "dev") if "dev" in source.source.splits else (target, split)
         if not ((dev_task, dev_split) == (target, split) and en in languages):
@@ -141,6 +156,8 @@ def load_trial_data(cfg: TrialConfig, tokenizer, *, scoring: bool = True) -> Tri
             data.eval_sets[request.language] = encoded
         elif request.role == "en_dev":
             data.en_dev = encoded
+        elif request.role == "fit":
+            data.fit_sets[request.language] = encoded
         elif request.role == "probe_eval":
             data.probe_sets[request.language] = encoded
         else:

@@ -86,8 +86,8 @@ CASES = [
      "eval_languages ['xx'] are not languages of target 'demo-sentiment'"),
     ("retrieval layer past the encoder", ["run", "paper-base", "--set", "target=tatoeba",
                                           "--set", "retrieval_layer=13"], "choose 1..12"),
-    ("retrieval target in multi-objective mode", ["run", "paper-base", "--set", "target=bucc",
-                                                  "--set", "search.mode=multi"], "no ECE"),
+    ("unknown objective ECE", ["run", "demo", "--set", "objective_ece=calibrated"],
+     "objective_ece='calibrated' is unknown; choose one of: raw, scaled"),
     ("unknown preset", ["run", "no-such-preset"], "unknown preset 'no-such-preset'"),
     ("unwritable storage", ["run", "demo", "--storage", f"{S}/blocker/sub", "--name", "x"], "is not writable"),
     ("run on an existing sweep", ["run", "demo", "--name", "kept"], "xstilts resume"),
@@ -123,3 +123,16 @@ def test_bad_input_one_message_nonzero_exit_nothing_changed(what, args, needle, 
 
 def test_the_table_covers_at_least_twenty_distinct_inputs():
     assert len({c[0] for c in CASES}) >= 20
+
+
+def test_a_retrieval_target_may_run_multi_objective(tmp_path):
+    # retrieval targets are calibrated now (trainables.metrics): their ECE can be minimised
+    from search.sweep import SweepPlan
+    from spaces.presets import load_preset
+
+    preset = load_preset("paper-base")
+    for target in ("bucc", "tatoeba"):
+        plan = SweepPlan(storage=str(tmp_path), name=target,
+                         base=preset.trial_config([f"target={target}"]),
+                         sweep=preset.sweep_config([f"target={target}"], mode="multi"))
+        assert plan.sweep.mode == "multi" and plan.base.target == target

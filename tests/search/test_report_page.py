@@ -84,8 +84,9 @@ def test_sweeps_that_cannot_show_everything_say_what_is_missing(tmp_path, capsys
                    {"every trial failed (8 error)", "ValueError: bad batch"}),
         "retrieval": (_write(str(tmp_path / "retrieval"), retrieval,
                              _language_rows(retrieval)),
-                      {"the target 'tatoeba' is scored without class probabilities",
-                       "a retrieval target has no ECE per language"}),
+                      {"the trials of target 'tatoeba' have no ECE: a retrieval sweep from "
+                       "before retrieval calibration",
+                       "this retrieval sweep's trials have no ECE per language"}),
     }
     figures = {"empty": set(), "errors": {"progress", "cost"},
                "retrieval": {"progress", "effects", "languages", "cost"}}

@@ -307,3 +307,83 @@ def test_bucc_threshold_at_the_last_candidate():
     assert out["precision"] == pytest.approx(3 / 4)
     assert out["recall"] == 1.0
     assert out["f1"] == pytest.approx(6 / 7)
+
+
+# -- retrieval calibration (trainables.metrics' definitions) ---------------------------------
+def test_bucc_threshold_is_tuned_on_dev_and_applied_to_test():
+    from trainables.metrics import bucc_prf, bucc_scores
+
+    dev = {("a", "x"): 0.9, ("b", "y"): 0.8, ("c", "z"): 0.7}
+    dev_gold = {("a", "x"), ("b", "y")}  # best F1 on dev between 0.8 and 0.7: 0.75
+    test = {("d", "u"): 0.9, ("e", "v"): 0.72, ("f", "w"): 0.6}
+    test_gold = {("d", "u"), ("e", "v")}
+    tuned_on_test = bucc_prf(test, test_gold)
+    assert tuned_on_test["threshold"] == pytest.approx(0.66) and tuned_on_test["f1"] == 1.0
+    out = bucc_scores(dev, dev_gold, test, test_gold)
+    assert out["threshold"] == pytest.approx(0.75)  # dev's, not test's 0.66
+    assert (out["precision"], out["recall"]) == (1.0, 0.5) and out["f1"] == pytest.approx(2 / 3)
+
+
+def test_bucc_calibration_is_platt_scaling_fitted_on_dev():
+    from trainables.metrics import bucc_scores, platt_fit
+
+    rng = np.random.default_rng(0)
+    margins = rng.uniform(0.9, 1.3, 200)
+    labels = (rng.random(200) < 1 / (1 + np.exp(-(12 * (margins - 1.1))))).astype(float)
+    a, b = platt_fit(margins, labels)
+    # the same fit by brute force: smoothed targets, NLL over a grid of (a, b)
+    pos, neg = labels.sum(), len(labels) - labels.sum()
+    t = np.where(labels > 0, (pos + 1) / (pos + 2), 1 / (neg + 2))
+    grid_a, grid_b = np.meshgrid(np.linspace(0, 30, 301), np.linspace(-35, 0, 351))
+    z = grid_a[..., None] * margins + grid_b[..., None]
+    nll = (np.logaddexp(0, -z) * t + np.logaddexp(0, z) * (1 - t)).sum(axis=-1)
+    z_fit = a * margins + b
+    fitted = (np.logaddexp(0, -z_fit) * t + np.logaddexp(0, z_fit) * (1 - t)).sum()
+    assert fitted <= nll.min() + 1e-6  # no point of the grid does better
+    assert fitted >= nll.min() - 0.05  # and the grid comes close: the same minimum
+    assert a > 0  # a larger margin: more likely a gold pair
+    # test: two candidates; p = sigmoid(a * margin + b) of each, by hand
+    dev = {(f"s{k}", f"t{k}"): float(m) for k, m in enumerate(margins)}
+    dev_gold = {(f"s{k}", f"t{k}") for k in np.flatnonzero(labels)}
+    test = {("x", "y"): 1.25, ("u", "v"): 0.95}
+    out = bucc_scores(dev, dev_gold, test, {("x", "y")}, n_bins=10)
+    p = 1 / (1 + np.exp(-(np.array([out["platt_a"] * 1.25, out["platt_a"] * 0.95])
+                          + out["platt_b"])))
+    conf = np.maximum(p, 1 - p)
+    correct = np.array([p[0] >= 0.5, p[1] < 0.5], dtype=float)  # gold, not gold
+    assert out["brier"] == pytest.approx(np.mean(2 * (p - [1, 0]) ** 2))
+    bins = np.ceil(conf * 10)
+    expected = sum(abs(correct[bins == k].mean() - conf[bins == k].mean()) * (bins == k).mean()
+                   for k in set(bins))
+    assert out["ece"] == pytest.approx(expected)
+
+
+def test_tatoeba_calibration_fits_one_temperature_on_held_out_pairs():
+    from trainables.calibration import softmax
+    from trainables.metrics import (TATOEBA_HOLDOUT, tatoeba_calibration, tatoeba_heldout,
+                                    tatoeba_temperature)
+
+    rng = np.random.default_rng(1)
+    sims = [np.clip(np.eye(n) * 0.12 + rng.normal(0.5, 0.1, (n, n)), -1, 1) for n in (40, 31)]
+    assert list(np.flatnonzero(tatoeba_heldout(40))) == list(range(0, 40, TATOEBA_HOLDOUT))
+    t = tatoeba_temperature(sims)
+    # by brute force: the pooled NLL of the aligned candidate over the held-out rows
+    grid = np.exp(np.linspace(np.log(1e-3), np.log(10), 4001))
+    held = [(s[tatoeba_heldout(len(s))], np.flatnonzero(tatoeba_heldout(len(s)))) for s in sims]
+    nll = [sum(-np.log(softmax(h, g)[np.arange(len(y)), y]).sum() for h, y in held)
+           for g in grid]
+    assert t == pytest.approx(grid[int(np.argmin(nll))], rel=0.01)
+    # ECE of the other rows, at that temperature, by hand (15 bins)
+    s = sims[0]
+    rows = np.flatnonzero(~tatoeba_heldout(len(s)))
+    probs = softmax(s[rows], t)
+    conf, correct = probs.max(axis=1), (probs.argmax(axis=1) == rows).astype(float)
+    bins = np.clip(np.ceil(conf * 15), 1, 15)
+    expected = sum(abs(correct[bins == k].mean() - conf[bins == k].mean()) * (bins == k).mean()
+                   for k in set(bins))
+    out = tatoeba_calibration(s, t)
+    assert out["ece"] == pytest.approx(expected)
+    onehot = np.eye(len(s))[rows]
+    assert out["brier"] == pytest.approx(((probs - onehot) ** 2).sum(axis=1).mean())
+    assert sum(v for k, v in out.items() if k.endswith("_count")) == len(rows)
+    assert "accuracy" not in out  # Tatoeba's accuracy is XTREME's, over every pair

@@ -17,7 +17,7 @@ from trainables.encoding import encode
 from trainables.embedded import resolve_checkpoint
 from trainables.evaluation import METRIC_KEYS, evaluate, score_split
 from trainables.model import MultiTaskModel, task_loss
-from trainables.trial_data import load_trial_data
+from trainables.trial_data import load_trial_data, trial_splits
 
 #: target -> the languages its fixture has (for retrieval: paired with English)
 TARGET_LANGUAGES = {
@@ -97,7 +97,7 @@ def test_target_trains_one_step_and_scores_every_language(name, mirror, tiny):
         assert data.target_train is None and data.en_dev is None and not model.heads
     else:
         assert math.isfinite(_one_step(model, name, data.target_train))
-    m = evaluate(model, target, data.eval_sets, data.en_dev, cfg, CPU)
+    m = evaluate(model, target, data.eval_sets, data.en_dev, cfg, CPU, fit_sets=data.fit_sets)
 
     key = METRIC_KEYS[target.metric]
     zero_shot = [lang for lang in langs if lang != target.train_language]
@@ -105,8 +105,16 @@ def test_target_trains_one_step_and_scores_every_language(name, mirror, tiny):
     for lang in data.eval_sets:
         assert _fraction(m[f"{lang}/{key}"]), (lang, m)
     assert m["zs_accuracy"] == pytest.approx(sum(m[f"{l}/{key}"] for l in zero_shot) / len(zero_shot))
-    if target.format == "retrieval":
-        assert "zs_ece" not in m and m["score"] == m["zs_accuracy"]
+    if target.format == "retrieval":  # calibrated as trainables.metrics defines it
+        for lang in data.eval_sets:
+            assert _fraction(m[f"{lang}/ece"]) and f"{lang}/ece_ts" not in m, (lang, m)
+        if name == "bucc":  # test scored, with dev fitting its threshold and Platt scaling
+            assert sorted(data.fit_sets) == sorted(data.eval_sets)
+            splits = {(r.role, r.split) for r in trial_splits(cfg) if r.role in ("eval", "fit")}
+            assert splits == {("eval", "test"), ("fit", "dev")}
+        else:
+            assert m["temperature"] > 0 and not data.fit_sets
+        assert m["score"] == pytest.approx(m["zs_accuracy"] - m["zs_ece"])
     else:
         assert m["temperature"] > 0
         for lang in data.eval_sets:
