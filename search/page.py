@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 
 from search.query import Sweep, best, pareto
-from search.report import (BETTER, _finished, _plan, _sweep, cost, importances_of,
-                           language_groups, language_view, progress, reliability, statuses,
-                           study_from_sweep, task_effects)
+from search.report import (BETTER, _finished, _plan, _sweep, cost, domain_shift,
+                           importances_of, language_groups, language_view, progress, reliability,
+                           statuses, study_from_sweep, target_languages, task_effects)
 from search.results import ResultsError
 
 #: the page's sections, in order: id -> title
@@ -163,7 +163,7 @@ def _is_retrieval(target: str | None) -> bool:
 def _calibration(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
                  no_ece: str | None, retrieval: bool) -> dict[str, Any]:
     if none_done or no_ece:
-        return {"trials": [], "missing": [none_done or no_ece]}
+        return {"trials": [], "domain_shift": [], "missing": [none_done or no_ece]}
     rows = pd.DataFrame({
         "trial_id": done["trial_id"], "zs_accuracy": done["zs_accuracy"],
         "zs_ece": done["zs_ece"], "zs_ece_ts": done.get("zs_ece_ts", np.nan),
@@ -181,7 +181,7 @@ def _calibration(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
                        "no ECE after temperature scaling was recorded (a sweep from before it "
                        "was)")
     return {"trials": _records(rows.sort_values("zs_accuracy", ascending=False)),
-            "missing": missing}
+            "domain_shift": _records(domain_shift(sweep)), "missing": missing}
 
 
 def _tasks(sweep: Sweep, done: pd.DataFrame, none_done: str | None, study, study_missing,
@@ -225,7 +225,8 @@ def _languages(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
                 why = "this retrieval sweep's trials have no ECE per language"
             out["missing"].append(f"no {metric} heatmap: {why}")
     out["groups"] = {}
-    known = set(sweep.languages["metric"].unique()) if len(sweep.languages) else set()
+    langs = target_languages(sweep)
+    known = set(langs["metric"].unique()) if len(langs) else set()
     metrics = [m for m in ("accuracy", "ece") if m in known]
     for by in LANGUAGE_GROUPS:
         try:
@@ -525,9 +526,14 @@ def _section_tables(sid: str, n: dict[str, Any]) -> str:
         return counts + (f"<h3>Where errors came from</h3>{errors}" if errors else "")
     if sid == "calibration":
         front = [r for r in n["trials"] if r["front"]]
+        shift = n.get("domain_shift") or []
         return ("<h3>The Pareto front (raw ECE)</h3>" +
                 _table(front, ["trial_id", "zs_accuracy", "zs_ece", "zs_ece_ts", "model_size",
-                               "n_tasks"])) if front else ""
+                               "n_tasks"]) if front else "") + (
+            "<h3>In domain vs out of domain: zero-shot means over finished trials, and the "
+            "shift from the target's own evaluation set</h3>" +
+            _table(shift, ["set", "model_size", "trials", "accuracy", "accuracy_shift", "ece",
+                           "ece_shift", "ece_ts", "ece_ts_shift"]) if shift else "")
     if sid == "tasks":
         shares = n["importances"] or {}
         return ("<h3>Effect of including each task</h3>" +

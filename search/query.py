@@ -73,8 +73,12 @@ class Sweep:
         return config_from_row(rows.iloc[0].to_dict())
 
     def languages_wide(self, metric: str = "accuracy") -> pd.DataFrame:
-        """One row per trial, one column per language, for one metric."""
-        part = self.languages[self.languages["metric"] == metric]
+        """One row per trial, one column per language, for one metric (of the target, not
+        of its out-of-domain sets)."""
+        from search.report import target_languages
+
+        langs = target_languages(self)
+        part = langs[langs["metric"] == metric]
         return part.pivot_table(index="trial_id", columns="language", values="value")
 
 

@@ -55,6 +55,15 @@ def _sweep(sweep: Sweep | str) -> Sweep:
     return load_sweep(sweep) if isinstance(sweep, str) else sweep
 
 
+def target_languages(sweep: Sweep) -> pd.DataFrame:
+    """The languages table's rows of the sweep's target (not those of its out-of-domain
+    sets, ``domain_shift``'s)."""
+    langs, t = sweep.languages, sweep.trials
+    if len(langs) and len(t) and "config/target" in t:
+        return langs[langs["task"].isin(set(t["config/target"]))]
+    return langs
+
+
 def _finished(sweep: Sweep) -> pd.DataFrame:
     t = sweep.trials
     return t[t["status"] == "finished"] if len(t) else t
@@ -129,7 +138,7 @@ def _per_trial(sweep: Sweep, done: pd.DataFrame, metrics: Sequence[str] | None) 
 def _per_language(sweep: Sweep, done: pd.DataFrame, metrics: Sequence[str] | None) -> pd.DataFrame:
     """Finished trials (in ``done``'s order) x (language, metric), from the languages table."""
     metrics = list(metrics or LANGUAGE_METRICS)
-    langs = sweep.languages
+    langs = target_languages(sweep)
     known = set(langs["metric"].unique()) if len(langs) else set()
     missing = [m for m in metrics if m not in known]
     if missing:
@@ -394,7 +403,7 @@ def language_view(sweep: Sweep | str, metric: str = "accuracy", *, k: int = 10) 
     Empty when no finished trial was scored per language."""
     sweep = _sweep(sweep)
     done = _finished(sweep)
-    langs = sweep.languages
+    langs = target_languages(sweep)
     if not len(done) or not len(langs):
         return pd.DataFrame()
     ranked = best(sweep, k=len(done))  # by objective, ties by config hash
@@ -435,7 +444,7 @@ def language_groups(sweep: Sweep | str, by: str = "resource", *,
 
     sweep = _sweep(sweep)
     done = _finished(sweep)
-    langs = sweep.languages
+    langs = target_languages(sweep)
     columns = ["model_size", by, "languages", "trials",
                *(c for m in metrics for c in (m, f"{m}_gap"))]
     if not len(done) or not len(langs) or "config/target" not in done:
@@ -471,6 +480,45 @@ def language_groups(sweep: Sweep | str, by: str = "resource", *,
     return pd.DataFrame(rows, columns=columns)
 
 
+def domain_shift(sweep: Sweep | str, *,
+                 metrics: Sequence[str] = ("accuracy", "ece", "ece_ts")) -> pd.DataFrame:
+    """In domain vs out of domain: per evaluation set (``set``: the target, then each of its
+    out-of-domain sets, ``TrialConfig.ood_targets``) and model size, over finished trials:
+    ``trials``, each metric's zero-shot mean (the trial's macro mean over the set's
+    languages other than the training language, then the mean over trials) and
+    ``<metric>_shift``, its mean difference to the same trial's in-domain value. Empty when
+    no out-of-domain set was scored."""
+    from spaces.tasks import get_task
+
+    sweep = _sweep(sweep)
+    done = _finished(sweep)
+    langs = sweep.languages
+    columns = ["set", "model_size", "trials", *(c for m in metrics for c in (m, f"{m}_shift"))]
+    if not len(done) or not len(langs) or "config/target" not in done:
+        return pd.DataFrame(columns=columns)
+    target = str(done["config/target"].iloc[0])
+    train = get_task(target).train_language
+    part = langs[langs["trial_id"].isin(done["trial_id"]) & langs["metric"].isin(metrics)
+                 & (langs["language"] != train)]
+    if set(part["task"]) <= {target}:
+        return pd.DataFrame(columns=columns)
+    per = part.groupby(["task", "trial_id", "metric"])["value"].mean().unstack("metric")
+    home = per.loc[target]
+    size = dict(zip(done["trial_id"], done["config/model_size"]))
+    rows = []
+    for task in [target, *sorted(set(part["task"]) - {target})]:
+        sub = per.loc[task].copy()
+        sub["model_size"] = [size[t] for t in sub.index]
+        for model_size, g in sub.groupby("model_size", sort=True):
+            row = {"set": task, "model_size": model_size, "trials": len(g)}
+            for m in metrics:
+                if m in g:
+                    row[m] = float(g[m].mean())
+                    row[f"{m}_shift"] = float((g[m] - home[m].reindex(g.index)).mean())
+            rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
 def _group_order(by: str, group: str) -> tuple[int, str]:
     """Resource levels high to low, morphological types as ``spaces.languages`` lists them;
     other groups alphabetically."""
@@ -493,7 +541,7 @@ def reliability(sweep: Sweep | str, trial_id: str | None = None) -> pd.DataFrame
         if not len(top):
             return pd.DataFrame(columns=columns)
         trial_id = top["trial_id"].iloc[0]
-    langs = sweep.languages
+    langs = target_languages(sweep)
     part = langs[(langs["trial_id"] == trial_id) & langs["metric"].str.startswith("bin")] \
         if len(langs) else langs
     if not len(part):

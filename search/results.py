@@ -258,12 +258,7 @@ class ResultsWriter(tune.Callback):
             "versions": versions(), **config_columns(config),
         }
         self.rows[trial.trial_id] = row
-        langs = set(get_task(config.target).languages)
-        languages = [
-            {"trial_id": trial.trial_id, "task": config.target, "language": k.split("/")[0],
-             "metric": k.split("/")[1], "value": float(v)}
-            for k, v in details.items()
-            if k.split("/")[0] in langs and k.count("/") == 1 and isinstance(v, (int, float))]
+        languages = language_rows(trial.trial_id, config, details)
         history = []
         for h in self.pending.pop(trial.trial_id, []):
             if (h["trial_id"], h["budget"]) not in self.history_keys:
@@ -335,6 +330,28 @@ class ResultsWriter(tune.Callback):
         for r in evicted:
             self.rows[r["trial_id"]] = r
         return evicted
+
+
+def language_rows(trial_id: str, config: TrialConfig,
+                  details: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The languages table's rows of a trial's evaluation: ``<lang>/<metric>`` of its
+    target, and ``<set>/<lang>/<metric>`` of each out-of-domain set (its ``task``)."""
+    langs = set(get_task(config.target).languages)
+    sets = set(config.ood_targets)
+    rows = []
+    for key, value in details.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        parts = key.split("/")
+        if len(parts) == 2 and parts[0] in langs:
+            task, lang, metric = config.target, *parts
+        elif len(parts) == 3 and parts[0] in sets and parts[1] in langs:
+            task, lang, metric = parts
+        else:
+            continue
+        rows.append({"trial_id": trial_id, "task": task, "language": lang, "metric": metric,
+                     "value": float(value)})
+    return rows
 
 
 def _delete_checkpoints(sweep_path: str, trial_id: str, *, keep: str | None) -> str | None:

@@ -31,7 +31,8 @@ RUN_ONLY_KEYS: frozenset[str] = frozenset({
 #: keys added after the first release, left out of the hash at these defaults so that a
 #: config keeps its hash across versions
 LATER_KEYS: Mapping[str, Any] = MappingProxyType({"eval_languages": [], "retrieval_layer": 0,
-                                                  "group_by_length": 50, "objective_ece": "raw"})
+                                                  "group_by_length": 50, "objective_ece": "raw",
+                                                  "ood_targets": [], "ood_in_objective": False})
 #: how a training step runs: ``lean`` (pre-tokenized batches gathered on the device,
 #: shape buckets, SDPA attention, one host sync per report) or ``plain`` (padded on the
 #: host to each batch's longest, eager attention, a sync per step)
@@ -82,6 +83,13 @@ class TrialConfig:
     #: the target's languages to score (the training language and at least one other);
     #: empty: all of them
     eval_languages: tuple[str, ...] = ()
+    #: out-of-domain evaluation sets: target tasks of the same format and labels, scored in
+    #: the languages they share with the target by the target's head, at its temperature,
+    #: and stored per language as the main set is (``<task>/<lang>/<metric>``)
+    ood_targets: tuple[str, ...] = ()
+    #: whether the out-of-domain sets enter the objective: its accuracy and ECE terms are
+    #: then the means over the main set and each out-of-domain set
+    ood_in_objective: bool = False
     #: retrieval targets (BUCC, Tatoeba): the encoder layer whose hidden states are
     #: mean-pooled into sentence embeddings (1 = first layer); 0: the middle layer
     #: (num_hidden_layers // 2, XTREME's choice)
@@ -291,6 +299,7 @@ def _problems(c: TrialConfig) -> Iterable[str]:
         elif not set(c.eval_languages) - {languages[0]}:
             yield (f"eval_languages={list(c.eval_languages)} has no zero-shot language; add "
                    f"at least one of: {', '.join(languages[1:])}")
+    yield from _ood_problems(c, known_targets)
     if c.model_size in MODEL_SIZES and c.retrieval_layer > MODEL_SIZES[c.model_size].layers:
         layers = MODEL_SIZES[c.model_size].layers
         yield (f"retrieval_layer={c.retrieval_layer} is past the last layer of model_size="
@@ -322,6 +331,34 @@ def _problems(c: TrialConfig) -> Iterable[str]:
         if value < low:
             yield f"{name}={value!r} is too small; expected an integer >= {low}"
     yield from _packing_problems(c)
+
+
+def _ood_problems(c: TrialConfig, known_targets: tuple[str, ...]) -> Iterable[str]:
+    if c.target not in known_targets:
+        return
+    target = get_task(c.target)
+    for name in c.ood_targets:
+        if name not in known_targets:
+            yield (f"ood_targets: {name!r} is not a target task; choose among those of "
+                   f"target {c.target!r}'s format and labels: "
+                   f"{', '.join(_ood_candidates(target)) or 'none registered'}")
+            continue
+        ood = get_task(name)
+        if name == c.target or target.format == "retrieval" or ood.format != target.format \
+                or ood.labels != target.labels or not set(ood.languages) & set(target.languages):
+            yield (f"ood_targets: {name!r} cannot be scored by target {c.target!r}'s head: it "
+                   f"needs another {target.format} target with labels {list(target.labels)} "
+                   f"and a language in common; registered: "
+                   f"{', '.join(_ood_candidates(target)) or 'none'}")
+    if c.ood_in_objective and not c.ood_targets:
+        yield "ood_in_objective=true needs ood_targets: name the out-of-domain sets to score"
+
+
+def _ood_candidates(target) -> list[str]:
+    """The registered targets that could be ``target``'s out-of-domain sets."""
+    return [n for n in task_names("target") if n != target.name and target.format != "retrieval"
+            and get_task(n).format == target.format and get_task(n).labels == target.labels
+            and set(get_task(n).languages) & set(target.languages)]
 
 
 def _packing_problems(c: TrialConfig) -> Iterable[str]:

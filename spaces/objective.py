@@ -45,11 +45,17 @@ def tune_keys(mode: str, objective_ece: str = "raw") -> tuple[str, ...]:
     return (SCORE_KEY, BUDGET_KEY, DONE_KEY)
 
 
-def objective(metrics: Mapping[str, float], *, weight: float, ece: str = "raw") -> float:
+def objective(metrics: Mapping[str, float], *, weight: float, ece: str = "raw",
+              sets: tuple[str, ...] = ()) -> float:
     """The scalar objective of a trial's zero-shot means: accuracy minus ``weight`` times
-    the ECE ``ece`` names (``OBJECTIVE_ECE``); a target without ECE (retrieval) scores its
-    metric."""
-    return score(metrics[ACCURACY_KEY], metrics.get(OBJECTIVE_ECE[ece], 0.0), weight=weight)
+    the ECE ``ece`` names (``OBJECTIVE_ECE``); a target without ECE scores its metric.
+    ``sets``: out-of-domain evaluation sets whose zero-shot means (``<set>/zs_accuracy``,
+    ...) enter both terms, each set weighing as much as the main one."""
+    key = OBJECTIVE_ECE[ece]
+    accuracy = [metrics[ACCURACY_KEY], *(metrics[f"{s}/{ACCURACY_KEY}"] for s in sets)]
+    ece_terms = [metrics.get(key, 0.0), *(metrics.get(f"{s}/{key}", 0.0) for s in sets)]
+    return score(math.fsum(accuracy) / len(accuracy), math.fsum(ece_terms) / len(ece_terms),
+                 weight=weight)
 
 
 def budget(intermediate_steps: int, target_steps: int, *, two_phase: bool) -> int:

@@ -250,6 +250,15 @@ register(TaskSpec(
     languages=_DEMO_LANGS,
     description="Review pair sentiment; small English train set, zero-shot de/fr/sw",
 ))
+register(TaskSpec(
+    name="demo-sentiment-ood", role="target", format="classification",
+    source=TaskSource("demo", "demo-sentiment-ood", splits=_DEMO_SPLITS),
+    columns=_frozen({"text_a": "text_a", "text_b": "text_b", "label": "label"}),
+    labels=("negative", "positive"),
+    languages=_DEMO_LANGS,
+    description="demo-sentiment out of domain: the same question about reviews of one topic "
+                "(tools), in other wordings; an ood_targets set for demo-sentiment",
+))
 
 # --- real tasks on the HF hub -----------------------------------------------------
 register(TaskSpec(

@@ -27,7 +27,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-SUITE_VERSION = "2"
+SUITE_VERSION = "3"  # 3: demo-sentiment-ood
 
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "sw")
 ANCHOR_SHARE = {"en": 1.0, "de": 0.8, "fr": 0.6, "sw": 0.35}
@@ -161,6 +161,33 @@ def _sentiment_example(d: _Draw, lang: str) -> dict:
     }
 
 
+#: the suite's out-of-domain evaluation sets (``TrialConfig.ood_targets``)
+OOD_TASKS = ("demo-sentiment-ood",)
+#: the out-of-domain set's wordings (the target's: "the * was * and *" / "it was * but *")
+_OOD_TEMPLATES = ((("it", "is", "*", "and", "*"), ("the", "*", "is", "*")),
+                  (("but", "the", "*", "is", "*"), ("and", "it", "is", "*", "*")))
+#: the out-of-domain set's reviews are all about one topic (the target's mix all four)
+OOD_TOPIC = TOPICS.index("tools")
+
+
+def _sentiment_ood_example(d: _Draw, lang: str) -> dict:
+    """``_sentiment_example``'s question in other wordings, about one topic only."""
+    label = d.rng.randrange(2)
+    major, minor = (2, 0) if label else (0, 2)
+    on_topic = d.by_topic[OOD_TOPIC]
+
+    def pick(polarity: int, k: int) -> list[Concept]:
+        pool = [c for c in on_topic if c.polarity == polarity]
+        return [d.rng.choice(pool) for _ in range(k)]
+
+    words = pick(major, d.rng.choice((2, 3))) + pick(minor, d.rng.randrange(2))
+    words = (words + pick(1, 4))[:4]
+    d.rng.shuffle(words)
+    first, second = d.rng.choice(_OOD_TEMPLATES)
+    return {"text_a": _render(words[:2], lang, first), "text_b": _render(words[2:], lang, second),
+            "label": label}
+
+
 def _write(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
@@ -182,15 +209,23 @@ def write_suite(root: Path, seed: int = 0) -> None:
             d = _Draw(concepts, random.Random(f"{seed}/demo-sentiment/{split}/{lang}"))
             _write(root / "demo-sentiment" / f"{split}.{lang}.jsonl",
                    [_sentiment_example(d, lang) for _ in range(n)])
+    for split in ("train", "dev", "test"):  # written last: the files above stay as they were
+        for lang in LANGUAGES if split != "train" else ("en",):
+            n = SIZES["target_train"] if split == "train" else SIZES["target_eval"]
+            d = _Draw(concepts, random.Random(f"{seed}/demo-sentiment-ood/{split}/{lang}"))
+            _write(root / "demo-sentiment-ood" / f"{split}.{lang}.jsonl",
+                   [_sentiment_ood_example(d, lang) for _ in range(n)])
 
 
 def corpus(root: Path) -> list[str]:
     """Every text of the suite, in a fixed order: the tokenizer's training corpus.
 
-    Labels and tags are left out: they are not text the model reads.
+    Labels and tags are left out: they are not text the model reads. The out-of-domain
+    set is left out too: its words are the suite's, and the tokenizer (and with it the tiny
+    model) stays what it was before the set existed.
     """
     lines = []
-    for path in sorted(root.glob("*/*.jsonl")):
+    for path in sorted(p for p in root.glob("*/*.jsonl") if p.parent.name not in OOD_TASKS):
         for line in path.read_text().splitlines():
             row = json.loads(line)
             lines.extend(v if isinstance(v, str) else " ".join(v)

@@ -69,10 +69,14 @@ _PAD_LOGIT = -1e4
 def evaluate(model: MultiTaskModel, target: TaskSpec, eval_sets: Mapping[str, EncodedSplit],
              en_dev: EncodedSplit | None, cfg: TrialConfig, device: torch.device, *,
              bf16: bool | None = None,
-             fit_sets: Mapping[str, EncodedSplit] | None = None) -> dict[str, float]:
+             fit_sets: Mapping[str, EncodedSplit] | None = None,
+             ood_sets: Mapping[str, Mapping[str, EncodedSplit]] | None = None) -> dict[str, float]:
     """Per-language metric and calibration, their zero-shot means and the objective;
     ``bf16``: forward passes under bf16 autocast (None: on CUDA only); ``fit_sets``:
-    BUCC's dev split per language, where its threshold and Platt scaling are fitted."""
+    BUCC's dev split per language, where its threshold and Platt scaling are fitted;
+    ``ood_sets``: out-of-domain set -> language -> split, scored by the target's head at
+    its temperature, as ``<set>/<lang>/<metric>`` with zero-shot means ``<set>/zs_<metric>``
+    (in the objective where ``cfg.ood_in_objective``)."""
     t0 = time.perf_counter()
     bf16 = _bf16(device, bf16)
     out: dict[str, float] = {}
@@ -90,15 +94,28 @@ def evaluate(model: MultiTaskModel, target: TaskSpec, eval_sets: Mapping[str, En
             per_lang[lang] = score_split(model, target, data, device, language=lang,
                                          temperature=out["temperature"], bins=cfg.ece_bins,
                                          bf16=bf16)
-    for lang, values in per_lang.items():
-        out.update({f"{lang}/{k}": v for k, v in values.items()})
     en = target.train_language
-    for key in sorted(set.intersection(*(set(m) for m in per_lang.values()))):
-        if calibration.is_reliability_key(key):  # a bin's numbers: per language only
+    sets = {"": per_lang}
+    for name, splits in (ood_sets or {}).items():
+        sets[f"{name}/"] = {lang: score_split(model, target, data, device, language=lang,
+                                              temperature=out["temperature"], bins=cfg.ece_bins,
+                                              bf16=bf16)
+                            for lang, data in splits.items()}
+    for prefix, scored in sets.items():
+        for lang, values in scored.items():
+            out.update({f"{prefix}{lang}/{k}": v for k, v in values.items()})
+        if prefix and not set(scored) - {en}:  # an ood set without a zero-shot language
             continue
-        out[f"zs_{key}"] = macro_mean({lang: m[key] for lang, m in per_lang.items()}, exclude=en)
-    out[ACCURACY_KEY] = out[f"zs_{METRIC_KEYS[target.metric]}"]
-    out[SCORE_KEY] = objective(out, weight=cfg.objective_weight, ece=cfg.objective_ece)
+        for key in sorted(set.intersection(*(set(m) for m in scored.values()))):
+            if calibration.is_reliability_key(key):  # a bin's numbers: per language only
+                continue
+            out[f"{prefix}zs_{key}"] = macro_mean({lang: m[key] for lang, m in scored.items()},
+                                                  exclude=en)
+        out[f"{prefix}{ACCURACY_KEY}"] = out[f"{prefix}zs_{METRIC_KEYS[target.metric]}"]
+    in_objective = tuple(n for n in (ood_sets or {}) if cfg.ood_in_objective
+                         and f"{n}/{ACCURACY_KEY}" in out)
+    out[SCORE_KEY] = objective(out, weight=cfg.objective_weight, ece=cfg.objective_ece,
+                               sets=in_objective)
     out["eval_seconds"] = time.perf_counter() - t0
     return out
 

@@ -163,7 +163,8 @@ class Run:
         self.model.eval()
         try:
             return evaluate(self.core, self.target, self.data.eval_sets, self.data.en_dev,
-                            self.cfg, self.device, fit_sets=self.data.fit_sets)
+                            self.cfg, self.device, fit_sets=self.data.fit_sets,
+                            ood_sets=self.data.ood_sets)
         finally:
             self.model.train()
 

@@ -31,6 +31,8 @@ class TrialData:
     #: BUCC: language -> its dev split, where the F1 threshold and the Platt scaling of
     #: the margin are fitted before test is scored
     fit_sets: dict[str, EncodedSplit] = field(default_factory=dict)
+    #: out-of-domain set -> language -> its evaluation set (``TrialConfig.ood_targets``)
+    ood_sets: dict[str, dict[str, EncodedSplit]] = field(default_factory=dict)
     #: tagging task -> its tag names (CCG's come from its training file)
     tag_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: the target probe's evaluation sets and English dev set (``trainables.probe``): the
@@ -72,7 +74,7 @@ class SplitRequest:
     """One encoded split a trial reads, and where it goes in ``TrialData``."""
 
     #: ``inter_train``, ``target_train``, ``eval``, ``en_dev``, ``fit`` (BUCC's dev),
-    #: ``probe_eval``, ``probe_dev``
+    #: ``ood`` (an out-of-domain set), ``probe_eval``, ``probe_dev``
     role: str
     task: str
     split: str
@@ -107,6 +109,11 @@ def trial_splits(cfg: TrialConfig, *, scoring: bool = True) -> list[SplitRequest
                  if trains_target or lang != en]  # retrieval pairs each language with English
     out += [SplitRequest("eval", target.name, split, lang, cfg.max_eval_examples, target.name,
                          True) for lang in languages]
+    for name in cfg.ood_targets:  # scored by the target's head, in the languages they share
+        ood = get_task(name)
+        out += [SplitRequest("ood", ood.name, eval_split(ood, cfg.eval_split), lang,
+                             cfg.max_eval_examples, target.name, True)
+                for lang in languages if lang in ood.languages]
     if target.metric in FITTED_ON_DEV and split == "test":
         out += [SplitRequest("fit", target.name, "dev", lang, cfg.max_eval_examples, target.name,
                              True) for lang in languages]
@@ -158,6 +165,8 @@ def load_trial_data(cfg: TrialConfig, tokenizer, *, scoring: bool = True) -> Tri
             data.en_dev = encoded
         elif request.role == "fit":
             data.fit_sets[request.language] = encoded
+        elif request.role == "ood":
+            data.ood_sets.setdefault(request.task, {})[request.language] = encoded
         elif request.role == "probe_eval":
             data.probe_sets[request.language] = encoded
         else:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from search.query import best, load_sweep, pareto
-from search.report import reliability
+from search.report import domain_shift, reliability
 from search.results import CORE_COLUMNS, SCHEMA_KEY, read_table
 from search.sweep import SweepPlan, run_sweep
 from spaces.config import TrialConfig
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.ray
 
 BASE = TrialConfig(intermediate_steps=20, target_epochs=1.0, batch_size=16, max_length=48,
                    max_train_examples=96, max_eval_examples=64, learning_rate=2e-3,
-                   probe_steps=4, probe_examples=48)
+                   probe_steps=4, probe_examples=48, ood_targets=("demo-sentiment-ood",))
 TARGET_STEPS = 6  # ceil(96 / 16)
 SPACE = SpaceSpec(tasks=("demo-polarity", "demo-topic"), learning_rate=(1e-3, 4e-3),
                   intermediate_steps=(10, 30, 10), batch_size=(16,), target_epochs=(1.0,))
@@ -125,6 +125,17 @@ def test_asha_sweep_stops_trials_in_both_phases_prunes_them_in_optuna_and_writes
     assert front and not any(_dominated(r, rows) for r in front)
     langs = s.languages  # from the trials' details files: Tune never saw them
     assert set(langs["language"]) == {"en", "de", "fr", "sw"}
+    # the out-of-domain set is stored per language beside the target's, out of the objective
+    ood = langs[langs["task"] == "demo-sentiment-ood"]
+    assert set(finished["trial_id"]) <= set(ood["trial_id"])  # every finished trial scored it
+    assert {"accuracy", "ece", "ece_ts"} <= set(ood["metric"])
+    shift = domain_shift(s).set_index("set")
+    assert list(shift.index) == ["demo-sentiment", "demo-sentiment-ood"]
+    assert shift.loc["demo-sentiment", "accuracy_shift"] == 0.0
+    assert shift.loc["demo-sentiment-ood", "trials"] == len(finished)
+    assert list(finished["objective"]) == pytest.approx(
+        list(finished["zs_accuracy"] - finished["zs_ece"]))  # without the out-of-domain set
+    langs = langs[langs["task"] == "demo-sentiment"]
     assert set(langs["trial_id"]) == set(df["trial_id"])
     # each finished trial's languages carry their reliability bins, which give back the ECE
     for (tid, lang), part in langs[langs["trial_id"].isin(finished["trial_id"])].groupby(
@@ -140,9 +151,11 @@ def test_asha_sweep_stops_trials_in_both_phases_prunes_them_in_optuna_and_writes
     # the objective's terms at every rung, from that rung's details file (Tune never saw them)
     assert s.history[["zs_accuracy", "zs_ece"]].notna().all().all(), s.history
 
-    # its report, opened in a real browser: every section drawn
-    assert_report_renders(plan.path, tmp_path / "report", artifact="report-asha-sweep.png",
-                          figures=_figures(finished))
+    # its report, opened in a real browser: every section drawn, the domain shift shown
+    seen = assert_report_renders(plan.path, tmp_path / "report", artifact="report-asha-sweep.png",
+                                 figures=_figures(finished))
+    assert "In domain vs out of domain" in seen.sections["calibration"]
+    assert "demo-sentiment-ood" in seen.sections["calibration"]
 
 
 def test_multi_objective_sweep_returns_a_non_dominated_set(ray_local, tmp_path):
