@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from search.query import Sweep, best, pareto
-from search.report import (BETTER, _finished, _plan, _sweep, cost, domain_shift,
+from search.report import (BETTER, _finished, _plan, _sweep, arm_differences, arm_trials,
+                           cost, domain_shift,
                            importances_of, language_groups, language_view, progress, reliability,
                            statuses, study_from_sweep, target_languages, task_effects)
 from search.results import ResultsError
@@ -43,6 +44,7 @@ SECTIONS = {
     "progress": "Search progress",
     "calibration": "Accuracy vs calibration",
     "tasks": "What each intermediate task does",
+    "arms": "Designed comparison: multi-task vs single-task arms",
     "languages": "Languages",
     "reliability": "Reliability of the best trial",
     "cost": "Cost",
@@ -81,6 +83,7 @@ def report_numbers(sweep: Sweep | str) -> dict[str, dict[str, Any]]:
         "progress": _progress(sweep, plan),
         "calibration": _calibration(sweep, done, none_done, no_ece, _is_retrieval(target)),
         "tasks": tasks,
+        "arms": _arms(sweep, plan, none_done),
         "languages": _languages(sweep, done, none_done, retrieval),
         "reliability": _reliability(sweep, done, none_done, no_ece),
         "cost": _cost(sweep),
@@ -204,6 +207,21 @@ def _tasks(sweep: Sweep, done: pd.DataFrame, none_done: str | None, study, study
     return {"effects": _records(effects), "importances": shares, "missing": missing}
 
 
+def _arms(sweep: Sweep, plan, none_done: str | None) -> dict[str, Any]:
+    if plan is None or not plan.sweep.arms:
+        return {"trials": [], "differences": [], "missing": [
+            "not a designed sweep: a preset's search.arms runs fixed task subsets, each over "
+            "the same seeds (e.g. xstilts run q-calibration-multitask), and this section "
+            "compares them"]}
+    if none_done:
+        return {"trials": [], "differences": [], "missing": [none_done]}
+    diffs = arm_differences(sweep)
+    missing = [] if len(diffs) else [
+        "no multi-task arm and single-task arm have both finished at a common seed yet"]
+    return {"trials": _records(arm_trials(sweep)), "differences": _records(diffs),
+            "missing": missing}
+
+
 def _languages(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
                retrieval: bool) -> dict[str, Any]:
     if none_done:
@@ -308,6 +326,8 @@ def figures(numbers: dict[str, Any]) -> dict[str, list[Figure]]:
             out["calibration"].append(_fig_calibration(plt, numbers["calibration"]))
         if any(r["effect"] is not None for r in numbers["tasks"]["effects"]):
             out["tasks"].append(_fig_effects(plt, numbers["tasks"]["effects"]))
+        if numbers["arms"]["differences"]:
+            out["arms"].append(_fig_arms(plt, numbers["arms"]["differences"]))
         if numbers["tasks"]["importances"] and study is not None:
             out["tasks"].append(_fig_importances(plt, study, numbers["progress"]["trials"]))
         if numbers["languages"].get("accuracy"):
@@ -398,6 +418,34 @@ def _fig_effects(plt, effects: list[dict[str, Any]]) -> Figure:
     return Figure("effects", "Mean effect of including each task (finished trials with it minus "
                   "without it) with its bootstrap interval; green: better, red: worse.",
                   _png(fig))
+
+
+def _fig_arms(plt, differences: list[dict[str, Any]]) -> Figure:
+    rows = pd.DataFrame(differences)
+    rows = rows[rows["multi_arm"] == rows["multi_arm"].iloc[0]]
+    rows = rows[rows["model_size"] == rows["model_size"].iloc[0]]
+    metrics = list(dict.fromkeys(rows["metric"]))
+    singles = list(dict.fromkeys(rows["single_arm"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics),
+                                                        0.45 * len(singles) + 1.8),
+                             sharey=True, squeeze=False)
+    y = np.arange(len(singles))
+    for ax, metric in zip(axes[0], metrics):
+        part = rows[rows["metric"] == metric].set_index("single_arm").reindex(singles)
+        d = part["difference"].to_numpy(dtype=float)
+        lo, hi = part["low"].to_numpy(dtype=float), part["high"].to_numpy(dtype=float)
+        better = (d > 0) == ("ece" not in metric)
+        ax.errorbar(d, y, xerr=[d - lo, hi - d], fmt="none", ecolor="gray", capsize=3)
+        ax.scatter(d, y, c=np.where(better, "tab:green", "tab:red"), zorder=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(metric, fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    axes[0][0].set_yticks(y, singles)
+    axes[0][0].invert_yaxis()
+    multi = rows["multi_arm"].iloc[0]
+    return Figure("arms", f"The multi-task arm ({multi}) minus each single-task arm, paired by "
+                  "seed, with bootstrap intervals over seeds; green: the multi-task arm is "
+                  "better (higher accuracy, lower ECE).", _png(fig))
 
 
 def _fig_importances(plt, study, progress_rows: list[dict[str, Any]]) -> Figure:
@@ -509,7 +557,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str], *, limit: int = 20) -
         for i, c in enumerate(columns):
             v = r.get(c)
             text = ("–" if v is None or (isinstance(v, float) and v != v) else
-                    f"{v:+.4f}" if c in ("effect", "low", "high") else
+                    f"{v:+.4f}" if c in ("effect", "difference", "low", "high") else
                     f"{v:.4f}" if isinstance(v, float) else
                     "+".join(v) if isinstance(v, list) else str(v))
             cells.append(f"<td{' class=l' if i == 0 else ''}>{html.escape(text)}</td>")
@@ -542,6 +590,12 @@ def _section_tables(sid: str, n: dict[str, Any]) -> str:
                 ("<h3>Parameter importances (PED-ANOVA, objective)</h3>" +
                  _table([{"parameter": k, "importance": v} for k, v in shares.items()],
                         ["parameter", "importance"], limit=100) if shares else ""))
+    if sid == "arms":
+        return ("<h3>Multi-task minus single-task, paired by seed</h3>" +
+                _table(n["differences"], ["model_size", "multi_arm", "single_arm", "metric", "n",
+                                          "difference", "low", "high"], limit=200) +
+                "<h3>The arms' trials</h3>" +
+                _table(n["trials"], list(n["trials"][0]), limit=200)) if n["trials"] else ""
     if sid == "languages":
         out = []
         for by, rows in (n.get("groups") or {}).items():

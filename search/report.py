@@ -488,8 +488,6 @@ def domain_shift(sweep: Sweep | str, *,
     languages other than the training language, then the mean over trials) and
     ``<metric>_shift``, its mean difference to the same trial's in-domain value. Empty when
     no out-of-domain set was scored."""
-    from spaces.tasks import get_task
-
     sweep = _sweep(sweep)
     done = _finished(sweep)
     langs = sweep.languages
@@ -497,16 +495,14 @@ def domain_shift(sweep: Sweep | str, *,
     if not len(done) or not len(langs) or "config/target" not in done:
         return pd.DataFrame(columns=columns)
     target = str(done["config/target"].iloc[0])
-    train = get_task(target).train_language
-    part = langs[langs["trial_id"].isin(done["trial_id"]) & langs["metric"].isin(metrics)
-                 & (langs["language"] != train)]
-    if set(part["task"]) <= {target}:
+    per = _zero_shot_means(sweep, done, metrics)
+    tasks = set(per.index.get_level_values("task"))
+    if tasks <= {target}:
         return pd.DataFrame(columns=columns)
-    per = part.groupby(["task", "trial_id", "metric"])["value"].mean().unstack("metric")
-    home = per.loc[target]
+    home = per.loc[target] if target in tasks else pd.DataFrame()  # none scored: no shift
     size = dict(zip(done["trial_id"], done["config/model_size"]))
     rows = []
-    for task in [target, *sorted(set(part["task"]) - {target})]:
+    for task in [t for t in [target, *sorted(tasks - {target})] if t in tasks]:
         sub = per.loc[task].copy()
         sub["model_size"] = [size[t] for t in sub.index]
         for model_size, g in sub.groupby("model_size", sort=True):
@@ -514,9 +510,93 @@ def domain_shift(sweep: Sweep | str, *,
             for m in metrics:
                 if m in g:
                     row[m] = float(g[m].mean())
-                    row[f"{m}_shift"] = float((g[m] - home[m].reindex(g.index)).mean())
+                    base = home[m].reindex(g.index) if m in home else math.nan
+                    row[f"{m}_shift"] = float((g[m] - base).mean())
             rows.append(row)
     return pd.DataFrame(rows, columns=columns)
+
+
+#: the per-trial metrics of a designed comparison (trials columns)
+ARM_METRICS = ("zs_accuracy", "zs_ece", "zs_ece_ts")
+
+
+def arm_trials(sweep: Sweep | str) -> pd.DataFrame:
+    """A designed sweep's finished trials (``search.arms``) with ``arm`` (its tasks joined
+    by +), ``multi`` (more than one task), ``model_size``, ``seed``, ``ARM_METRICS`` and,
+    for each out-of-domain set, ``<set>:accuracy``, ``<set>:ece``, ``<set>:ece_ts`` (its
+    zero-shot means). Empty for a sweep that is not designed."""
+    sweep = _sweep(sweep)
+    plan = _plan(sweep)
+    done = _finished(sweep)
+    if plan is None or not plan.sweep.arms or not len(done):
+        return pd.DataFrame(columns=["trial_id", "arm", "multi", "model_size", "seed",
+                                     *ARM_METRICS])
+    out = pd.DataFrame({
+        "trial_id": done["trial_id"].to_numpy(),
+        "arm": ["+".join(ts) for ts in done["config/intermediate_tasks"]],
+        "multi": [len(ts) > 1 for ts in done["config/intermediate_tasks"]],
+        "model_size": done["config/model_size"].to_numpy(),
+        "seed": done["config/seed"].to_numpy(),
+        **{m: done[m].to_numpy(dtype=float) for m in ARM_METRICS if m in done}})
+    ood = _zero_shot_means(sweep, done, ("accuracy", "ece", "ece_ts"))
+    target = str(done["config/target"].iloc[0])
+    for task in sorted(set(ood.index.get_level_values("task")) - {target}):
+        per = ood.loc[task]
+        for m in per.columns:
+            out[f"{task}:{m}"] = per[m].reindex(out["trial_id"]).to_numpy()
+    return out.sort_values(["model_size", "arm", "seed"]).reset_index(drop=True)
+
+
+def arm_differences(sweep: Sweep | str, *, n_boot: int = 2000, level: float = 0.95,
+                    seed: int = 0) -> pd.DataFrame:
+    """A designed sweep's multi-task arms against its single-task arms, paired by seed (and
+    model size): for each multi-task arm, each single-task arm (and ``single (mean)``, the
+    mean of the single-task arms at that seed) and each metric of ``arm_trials``: ``n``
+    seeds paired, the mean difference multi minus single, and a percentile bootstrap
+    interval over the seeds (``n_boot`` resamples, at ``level``)."""
+    trials = arm_trials(sweep)
+    columns = ["model_size", "multi_arm", "single_arm", "metric", "n", "difference", "low",
+               "high"]
+    if not len(trials) or trials["multi"].all() or not trials["multi"].any():
+        return pd.DataFrame(columns=columns)
+    metrics = [c for c in trials.columns if c in ARM_METRICS or ":" in c]
+    rng = np.random.default_rng(seed)
+    tail = (1 - level) / 2
+    rows = []
+    for size, part in trials.groupby("model_size", sort=True):
+        wide = part.pivot_table(index="seed", columns="arm", values=metrics)
+        singles = sorted(part.loc[~part["multi"], "arm"].unique())
+        for multi in sorted(part.loc[part["multi"], "arm"].unique()):
+            for single in [*singles, "single (mean)"]:
+                for m in metrics:
+                    other = (wide[m][singles].mean(axis=1) if single == "single (mean)"
+                             else wide[m][single])
+                    d = (wide[m][multi] - other).dropna().to_numpy()
+                    row = {"model_size": size, "multi_arm": multi, "single_arm": single,
+                           "metric": m, "n": len(d), "difference": math.nan, "low": math.nan,
+                           "high": math.nan}
+                    if len(d):
+                        boot = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+                        row.update(difference=float(d.mean()),
+                                   low=float(np.quantile(boot, tail)),
+                                   high=float(np.quantile(boot, 1 - tail)))
+                    rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _zero_shot_means(sweep: Sweep, done: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Per (task, trial_id): each metric's macro mean over the languages other than the
+    training language, from the languages table (the target's rows and its out-of-domain
+    sets')."""
+    from spaces.tasks import get_task
+
+    langs = sweep.languages
+    if not len(done) or not len(langs) or "config/target" not in done:
+        return pd.DataFrame(index=pd.MultiIndex.from_arrays([[], []], names=["task", "trial_id"]))
+    train = get_task(str(done["config/target"].iloc[0])).train_language
+    part = langs[langs["trial_id"].isin(done["trial_id"]) & langs["metric"].isin(metrics)
+                 & (langs["language"] != train)]
+    return part.groupby(["task", "trial_id", "metric"])["value"].mean().unstack("metric")
 
 
 def _group_order(by: str, group: str) -> tuple[int, str]:

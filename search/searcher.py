@@ -23,7 +23,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from spaces.objective import ACCURACY_KEY, BUDGET_KEY, DONE_KEY, OBJECTIVE_ECE, SCORE_KEY
 from spaces.space import SpaceSpec, define_space
-from spaces.sweep import SweepConfig
+from spaces.sweep import SweepConfig, design_points
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,11 @@ def make_searcher(sweep: SweepConfig, objective_ece: str = "raw") -> PruningOptu
         sampler = optuna.samplers.TPESampler(
             seed=sweep.seed, n_startup_trials=sweep.startup_trials, multivariate=True,
             group=True, constant_liar=True)  # (no independent-sampling warning since 4.9)
+    # a designed sweep's arms x seeds, enqueued in order (the sampler fills in nothing the
+    # designed space leaves open)
+    points = design_points(sweep) if sweep.arms else None
     return PruningOptunaSearch(space=functools.partial(_space, spec=sweep.space), metric=metric,
-                               mode=mode, sampler=sampler)
+                               mode=mode, sampler=sampler, points_to_evaluate=points)
 
 
 def _space(trial: Any, spec: SpaceSpec) -> None:

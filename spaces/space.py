@@ -50,6 +50,9 @@ class SpaceSpec:
     warmup_ratio: tuple[float, float] = (0.0, 0.2)
     intermediate_steps: tuple[int, int, int] = (200, 800, 200)  # low, high, step
     target_epochs: tuple[float, ...] = (8.0,)
+    #: trial seeds to draw from (``seed``); empty or one: the base config's seed. A designed
+    #: sweep (``search.arms``) runs every arm once per seed
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         problems = list(_problems(self))
@@ -107,6 +110,10 @@ def _problems(s: SpaceSpec) -> Iterable[str]:
                "integers with 0 <= low <= high and step >= 1")
     if any(not isinstance(b, int) or b < 1 for b in s.batch_size):
         yield f"search.space.batch_size={list(s.batch_size)!r}: expected positive integers"
+    if any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in s.seeds) \
+            or len(set(s.seeds)) != len(s.seeds):
+        yield (f"search.space.seeds={list(s.seeds)!r}: expected distinct integers >= 0, "
+               "e.g. [0, 1, 2]")
 
 
 def define_space(trial: SuggestTrial, spec: SpaceSpec) -> None:
@@ -134,6 +141,7 @@ def define_space(trial: SuggestTrial, spec: SpaceSpec) -> None:
     if low < high:
         trial.suggest_int("intermediate_steps", low, high, step=step)
     _choose(trial, "target_epochs", spec.target_epochs)
+    _choose(trial, "seed", spec.seeds or (None,))
 
 
 def _choose(trial: SuggestTrial, name: str, choices: tuple) -> Any:
@@ -157,6 +165,8 @@ def trial_config(base: TrialConfig, params: Mapping[str, Any], spec: SpaceSpec) 
     changes["model_size"] = flat.get("model_size", spec.model_sizes[0])
     changes["batch_size"] = flat.get("batch_size", spec.batch_size[0])
     changes["target_epochs"] = flat.get("target_epochs", spec.target_epochs[0])
+    if spec.seeds:
+        changes["seed"] = flat.get("seed", spec.seeds[0])
     for key in ("learning_rate", "warmup_ratio", "intermediate_steps", "mixing_temperature"):
         if key in flat:
             changes[key] = flat[key]

@@ -47,6 +47,12 @@ class SweepConfig:
     #: retry continues from the trial's last checkpoint. NaN losses and bad data fail at once.
     max_failures: int = 2
     space: SpaceSpec = field(default_factory=SpaceSpec)
+    #: a designed sweep instead of a search: each arm (a subset of the space's tasks) runs
+    #: once per seed of ``space.seeds`` and model size of ``space.model_sizes``, in order
+    #: (enqueued in Optuna, ``design_points``); ``trials`` must be arms x seeds x sizes.
+    #: The rest of a trial's config comes from the space, which a designed preset fixes
+    #: (one mixing family, one learning rate, ...)
+    arms: tuple[tuple[str, ...], ...] = ()
     trainable: str = "model"
     #: surrogate trials (``trainables.surrogate``): seconds the space's longest trial lasts;
     #: a trial lasts in proportion to the steps it runs (phase 2 and phase 3), so one that
@@ -71,6 +77,14 @@ class SweepConfig:
         kwargs = dict(data)
         if "space" in kwargs:
             kwargs["space"] = SpaceSpec.from_dict(kwargs["space"] or {})
+        if "arms" in kwargs:
+            arms = kwargs["arms"] or []
+            if not isinstance(arms, (list, tuple)) or not all(
+                    isinstance(a, (list, tuple)) and all(isinstance(t, str) for t in a)
+                    for a in arms):
+                raise ConfigError([f"search.arms={arms!r}: expected a list of task lists, e.g. "
+                                   "[[mnli], [qqp], [mnli, qqp]]"])
+            kwargs["arms"] = tuple(tuple(a) for a in arms)
         for key in ("trials", "concurrency", "seed", "startup_trials", "asha_grace", "keep_models",
                     "max_failures", "surrogate_reports"):
             if key in kwargs and (isinstance(kwargs[key], bool) or not isinstance(kwargs[key], int)):
@@ -103,9 +117,36 @@ class SweepConfig:
         return SweepConfig.from_dict(d)
 
 
+def design_points(s: SweepConfig) -> list[dict[str, Any]]:
+    """A designed sweep's trials as Optuna parameters (``define_space``'s names): every arm
+    at every model size of the space, seed by seed: the task flags, and where the space
+    has several, the model size and the seed."""
+    seeds = s.space.seeds if len(s.space.seeds) > 1 else (None,)
+    sizes = s.space.model_sizes if len(s.space.model_sizes) > 1 else (None,)
+    return [{**{f"task/{t}": t in arm for t in s.space.tasks},
+             **({"model_size": size} if size is not None else {}),
+             **({"seed": seed} if seed is not None else {})}
+            for seed in seeds for size in sizes for arm in s.arms]  # a cut sweep keeps pairs
+
+
 def _problems(s: SweepConfig) -> Iterable[str]:
     if s.trials < 1:
         yield f"trials={s.trials}: expected a budget of at least 1 trial"
+    for arm in s.arms:
+        unknown = [t for t in arm if t not in s.space.tasks]
+        if not arm or unknown:
+            yield (f"search.arms: {list(arm)!r} must be a non-empty subset of search.space.tasks "
+                   f"({', '.join(s.space.tasks)})")
+    if len(set(s.arms)) != len(s.arms):
+        yield "search.arms lists an arm twice; list each once"
+    n = len(s.arms) * max(1, len(s.space.seeds)) * len(s.space.model_sizes)
+    if s.arms and s.trials != n:
+        yield (f"trials={s.trials}: a designed sweep runs each of its {len(s.arms)} arms once "
+               f"per seed ({max(1, len(s.space.seeds))}) and model size "
+               f"({len(s.space.model_sizes)}); set trials: {n}")
+    if s.arms and s.asha_grace > 0:
+        yield (f"asha_grace={s.asha_grace}: a designed sweep compares its arms at their full "
+               "budget; set asha_grace: 0 (no early stopping)")
     if s.concurrency < 1:
         yield f"concurrency={s.concurrency}: expected at least 1 trial at a time"
     if s.mode not in MODES:

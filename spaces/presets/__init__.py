@@ -107,10 +107,25 @@ def _assigned_keys(overrides: Iterable[str]) -> set[str]:
     return {item.partition("=")[0].strip().partition(".")[0] for item in overrides}
 
 
+#: the shipped presets' folders: the sweeps, and one preset per question users bring
+#: (``questions/q-*.yaml``, each with a ``-paper`` variant for real data)
+PRESET_FOLDERS = ("", "questions")
+
+
+def _shipped() -> dict[str, Any]:
+    """Shipped preset name -> its file (a ``resources`` traversable)."""
+    root = resources.files("spaces.presets")
+    out = {}
+    for sub in PRESET_FOLDERS:
+        folder = root.joinpath(sub) if sub else root
+        if folder.is_dir():
+            out.update({p.name[:-5]: p for p in folder.iterdir() if p.name.endswith(".yaml")})
+    return out
+
+
 def preset_names() -> tuple[str, ...]:
     """The presets shipped with xstilts."""
-    folder = resources.files("spaces.presets")
-    return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml")))
+    return tuple(sorted(_shipped()))
 
 
 def load_preset(name_or_path: str) -> Preset:
@@ -129,7 +144,7 @@ def load_preset(name_or_path: str) -> Preset:
                 f"unknown preset {name_or_path!r}; shipped presets: {', '.join(preset_names())} "
                 "(or give a path to a .yaml file)"
             )
-        text = resources.files("spaces.presets").joinpath(f"{name_or_path}.yaml").read_text()
+        text = _shipped()[name_or_path].read_text()
         name = source = name_or_path
     return parse_preset(text, name=name, source=source)
 

@@ -269,3 +269,57 @@ def test_language_groups_average_each_group_and_its_gap_to_english(tmp_path):
     assert any("no grouping by family" in said for said in numbers["missing"])
     page = open(write_report(path, str(tmp_path / "page"))).read()
     assert "By resource" in page and "By morphology" in page and "-0.4000" in page
+
+
+def test_arm_differences_pair_the_multi_task_arm_with_each_single_arm_by_seed(tmp_path):
+    # a designed sweep (q-domain-shift's manifest) with hand-written results: the multi-task
+    # arm is exactly 0.05 more accurate than demo-polarity at every seed and 0.02 worse
+    # calibrated than demo-match; out of domain it gains 0.1 on demo-polarity
+    from search.page import report_numbers, write_report
+    from search.report import arm_differences, arm_trials
+    from search.results import config_columns
+    from search.sweep import SweepPlan, write_manifest
+    from spaces.presets import load_preset
+
+    preset = load_preset("q-domain-shift")
+    plan = SweepPlan(storage=str(tmp_path), name="design", base=preset.trial_config(),
+                     sweep=preset.sweep_config())
+    write_manifest(plan)
+    rng = random.Random(0)
+    rows, langs = [], []
+    for seed in (0, 1, 2):
+        base_acc, base_ece = 0.6 + rng.gauss(0, 0.03), 0.2 + rng.gauss(0, 0.02)
+        arms = {("demo-polarity",): (base_acc, base_ece + 0.01, 0.5),
+                ("demo-match",): (base_acc + 0.02, base_ece - 0.02, 0.58),
+                ("demo-polarity", "demo-match"): (base_acc + 0.05, base_ece, 0.6)}
+        for arm, (acc, ece, ood) in arms.items():
+            tid = f"{'+'.join(arm)}-{seed}"
+            rows.append({"sweep": "design", "trial_id": tid, "config_hash": tid,
+                         "status": "finished", "objective": acc - ece, "zs_accuracy": acc,
+                         "zs_ece": ece, "zs_ece_ts": ece / 2, "finished_at": float(len(rows)),
+                         **config_columns(plan.base.replace(intermediate_tasks=arm, seed=seed))})
+            for lang in ("en", "de", "fr", "sw"):
+                langs.append({"trial_id": tid, "task": "demo-sentiment-ood", "language": lang,
+                              "metric": "accuracy", "value": ood if lang != "en" else 0.9})
+    write_table(_table(rows, CORE_COLUMNS), plan.path, "trials")
+    write_table(_table(langs, LANGUAGE_COLUMNS), plan.path, "languages")
+
+    trials = arm_trials(plan.path)
+    assert len(trials) == 9 and set(trials["arm"]) == {"demo-polarity", "demo-match",
+                                                       "demo-polarity+demo-match"}
+    assert list(trials["demo-sentiment-ood:accuracy"].drop_duplicates().sort_values()) == \
+        [0.5, 0.58, 0.6]  # zero-shot means: English left out
+    d = arm_differences(plan.path).set_index(["single_arm", "metric"])
+    acc = d.loc[("demo-polarity", "zs_accuracy")]
+    assert acc["n"] == 3 and acc["difference"] == pytest.approx(0.05)
+    assert acc["low"] == pytest.approx(0.05) and acc["high"] == pytest.approx(0.05)
+    assert d.loc[("demo-match", "zs_ece"), "difference"] == pytest.approx(0.02)
+    assert d.loc[("demo-polarity", "demo-sentiment-ood:accuracy"), "difference"] == \
+        pytest.approx(0.1)
+    mean = d.loc[("single (mean)", "zs_accuracy"), "difference"]
+    assert mean == pytest.approx(0.05 - 0.01)  # (0.05 + 0.03) / 2
+    # the report's designed comparison shows these numbers
+    numbers = report_numbers(plan.path)["arms"]
+    assert numbers["missing"] == [] and len(numbers["differences"]) == len(d)
+    page = open(write_report(plan.path, str(tmp_path / "page"))).read()
+    assert "Multi-task minus single-task, paired by seed" in page and "+0.1000" in page

@@ -83,7 +83,7 @@ def test_sweeps_that_cannot_show_everything_say_what_is_missing(tmp_path, capsys
         "errors": (_write(str(tmp_path / "errors"), errors),
                    {"every trial failed (8 error)", "ValueError: bad batch"}),
         "retrieval": (_write(str(tmp_path / "retrieval"), retrieval,
-                             _language_rows(retrieval)),
+                             [{**r, "task": "tatoeba"} for r in _language_rows(retrieval)]),
                       {"the trials of target 'tatoeba' have no ECE: a retrieval sweep from "
                        "before retrieval calibration",
                        "this retrieval sweep's trials have no ECE per language"}),
