@@ -395,26 +395,33 @@ def _fig_calibration(plt, c: dict[str, Any]) -> Figure:
                   "the Pareto front (higher accuracy, lower ECE).", _png(fig))
 
 
-def _fig_effects(plt, effects: list[dict[str, Any]]) -> Figure:
-    rows = pd.DataFrame(effects)
+def _forest(plt, rows: pd.DataFrame, *, label: str, value: str, width: float):
+    """One panel per metric: each ``label`` row's ``value`` with its [low, high] interval,
+    green where it is better for that metric (higher, or lower for an ECE), red where
+    worse; a line at 0."""
     metrics = list(dict.fromkeys(rows["metric"]))
-    tasks = list(dict.fromkeys(rows["task"]))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.45 * len(tasks) + 1.6),
+    labels = list(dict.fromkeys(rows[label]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics),
+                                                        0.45 * len(labels) + 1.7),
                              sharey=True, squeeze=False)
-    y = np.arange(len(tasks))
+    y = np.arange(len(labels))
     for ax, metric in zip(axes[0], metrics):
-        part = rows[rows["metric"] == metric].set_index("task").reindex(tasks)
-        eff = part["effect"].to_numpy(dtype=float)
+        part = rows[rows["metric"] == metric].set_index(label).reindex(labels)
+        v = part[value].to_numpy(dtype=float)
         lo, hi = part["low"].to_numpy(dtype=float), part["high"].to_numpy(dtype=float)
-        good = (eff > 0) == (BETTER.get(metric, "max") == "max")
-        ax.errorbar(eff, y, xerr=[eff - lo, hi - eff], fmt="none", ecolor="gray", capsize=3)
-        ax.scatter(eff, y, c=np.where(good, "tab:green", "tab:red"), zorder=3)
+        higher = BETTER.get(metric, "min" if "ece" in metric else "max") == "max"
+        ax.errorbar(v, y, xerr=[v - lo, hi - v], fmt="none", ecolor="gray", capsize=3)
+        ax.scatter(v, y, c=np.where((v > 0) == higher, "tab:green", "tab:red"), zorder=3)
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_title(f"{metric} ({'higher' if BETTER.get(metric, 'max') == 'max' else 'lower'}"
-                     " is better)", fontsize=10)
+        ax.set_title(f"{metric} ({'higher' if higher else 'lower'} is better)", fontsize=9)
         ax.grid(alpha=0.3, axis="x")
-    axes[0][0].set_yticks(y, tasks)
+    axes[0][0].set_yticks(y, labels)
     axes[0][0].invert_yaxis()
+    return fig
+
+
+def _fig_effects(plt, effects: list[dict[str, Any]]) -> Figure:
+    fig = _forest(plt, pd.DataFrame(effects), label="task", value="effect", width=4.2)
     return Figure("effects", "Mean effect of including each task (finished trials with it minus "
                   "without it) with its bootstrap interval; green: better, red: worse.",
                   _png(fig))
@@ -422,30 +429,12 @@ def _fig_effects(plt, effects: list[dict[str, Any]]) -> Figure:
 
 def _fig_arms(plt, differences: list[dict[str, Any]]) -> Figure:
     rows = pd.DataFrame(differences)
-    rows = rows[rows["multi_arm"] == rows["multi_arm"].iloc[0]]
-    rows = rows[rows["model_size"] == rows["model_size"].iloc[0]]
-    metrics = list(dict.fromkeys(rows["metric"]))
-    singles = list(dict.fromkeys(rows["single_arm"]))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics),
-                                                        0.45 * len(singles) + 1.8),
-                             sharey=True, squeeze=False)
-    y = np.arange(len(singles))
-    for ax, metric in zip(axes[0], metrics):
-        part = rows[rows["metric"] == metric].set_index("single_arm").reindex(singles)
-        d = part["difference"].to_numpy(dtype=float)
-        lo, hi = part["low"].to_numpy(dtype=float), part["high"].to_numpy(dtype=float)
-        better = (d > 0) == ("ece" not in metric)
-        ax.errorbar(d, y, xerr=[d - lo, hi - d], fmt="none", ecolor="gray", capsize=3)
-        ax.scatter(d, y, c=np.where(better, "tab:green", "tab:red"), zorder=3)
-        ax.axvline(0, color="black", lw=0.8)
-        ax.set_title(metric, fontsize=9)
-        ax.grid(alpha=0.3, axis="x")
-    axes[0][0].set_yticks(y, singles)
-    axes[0][0].invert_yaxis()
-    multi = rows["multi_arm"].iloc[0]
-    return Figure("arms", f"The multi-task arm ({multi}) minus each single-task arm, paired by "
-                  "seed, with bootstrap intervals over seeds; green: the multi-task arm is "
-                  "better (higher accuracy, lower ECE).", _png(fig))
+    multi, size = rows["multi_arm"].iloc[0], rows["model_size"].iloc[0]
+    rows = rows[(rows["multi_arm"] == multi) & (rows["model_size"] == size)]
+    fig = _forest(plt, rows, label="single_arm", value="difference", width=3.4)
+    return Figure("arms", f"The multi-task arm ({multi}, {size}) minus each single-task arm, "
+                  "paired by seed, with bootstrap intervals over seeds; green: the multi-task "
+                  "arm is better (higher accuracy, lower ECE).", _png(fig))
 
 
 def _fig_importances(plt, study, progress_rows: list[dict[str, Any]]) -> Figure:
