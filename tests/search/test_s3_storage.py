@@ -90,7 +90,7 @@ def test_sweep_on_s3_writes_results_and_checkpoints_to_the_bucket_only(s3, s3_sw
     assert not [k for k in keys if ".tmp-" in k], keys  # every temporary file was moved
     table = pq.read_table(f"{s3.bucket}/sweeps/{NAME}/results/trials.parquet",
                           filesystem=s3.filesystem())
-    assert table.schema.metadata[b"xstilts.schema"] == b"2" and table.num_rows == 2
+    assert table.schema.metadata[b"xstilts.schema"] == b"3" and table.num_rows == 2
     for trial_id in sweep.trials["trial_id"]:
         assert any(k.startswith(f"sweeps/{NAME}/train/train-{trial_id}/checkpoint_")
                    for k in keys), (trial_id, keys)
