@@ -33,8 +33,9 @@ SCHEMA_VERSION = 3  # 2: history keyed by budget (phase-2 rungs report too); tri
 SCHEMA_KEY = b"xstilts.schema"
 SEQ_KEY = b"xstilts.seq"
 TABLES = ("trials", "languages", "history")
-#: a row replaces an older one with the same key
-KEYS = {"trials": ("trial_id",), "languages": ("trial_id", "language", "metric"),
+#: a row replaces an older one with the same key (a languages row is also keyed by its task:
+#: a target and its out-of-domain sets share languages and metrics)
+KEYS = {"trials": ("trial_id",), "languages": ("trial_id", "task", "language", "metric"),
         "history": ("trial_id", "budget")}
 MAX_PARTS = 32
 #: compaction merges the newest files until each is MERGE_RATIO times the rows of all newer

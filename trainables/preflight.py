@@ -32,7 +32,10 @@ def preflight(tasks: Iterable[str], checkpoints: Iterable[str]) -> list[str]:
     for name in dict.fromkeys(names):  # XQuAD and MLQA need SQuAD's training set
         task = get_task(name)
         split = next(iter(task.source.splits), None)
-        mirror = mirror_file(task, split, task.train_language) if split else None
+        # a retrieval task's files pair each other language with English: any one will do
+        langs = task.languages[1:] if task.format == "retrieval" else [task.train_language]
+        mirrors = [mirror_file(task, split, lang) for lang in langs] if split else [None]
+        mirror = next((m for m in mirrors if m is not None and m.exists()), mirrors[0])
         if mirror is not None:  # XSTILTS_DATA_DIR: a local mirror stands in for hub and files
             if not mirror.exists():
                 problems.append(f"task {name!r}: {DATA_DIR_ENV} is set and {str(mirror)!r} does "

@@ -46,6 +46,7 @@ def test_the_multitask_calibration_question_runs_and_its_report_answers_it(
     assert {"fusional", "agglutinative"} <= set(morphology["morphology"])
 
     # the report's numbers are these
+    capsys.readouterr()  # (the sweep's own lines)
     assert main(["report", plan.path, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["arms"]["missing"] == []
