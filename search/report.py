@@ -559,7 +559,8 @@ def arm_differences(sweep: Sweep | str, *, n_boot: int = 2000, level: float = 0.
                "high"]
     if not len(trials) or trials["multi"].all() or not trials["multi"].any():
         return pd.DataFrame(columns=columns)
-    metrics = [c for c in trials.columns if c in ARM_METRICS or ":" in c]
+    metrics = [c for c in trials.columns if (c in ARM_METRICS or ":" in c)
+               and trials[c].notna().any()]  # (a retrieval target has no ECE after scaling)
     rng = np.random.default_rng(seed)
     tail = (1 - level) / 2
     rows = []

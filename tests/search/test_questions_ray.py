@@ -70,6 +70,8 @@ def test_the_retrieval_question_runs_on_the_fixtures_with_calibrated_retrieval(
     done = sweep.trials[sweep.trials["status"] == "finished"]
     assert len(done) == 4 and done["zs_ece"].between(0, 1).all()  # retrieval, calibrated
     assert set(arm_trials(sweep)["arm"]) == {"mnli", "qqp", "squad", "mnli+qqp+squad"}
+    diffs = arm_differences(sweep)  # the designed comparison, without an ECE after scaling
+    assert set(diffs["metric"]) == {"zs_accuracy", "zs_ece"} and (diffs["n"] == 1).all()
     by_resource = language_groups(sweep, "resource")
     assert set(by_resource["resource"]) == {"high"}  # de and ja: CC-100 high resource
     assert by_resource["ece"].notna().all()
