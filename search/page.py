@@ -23,7 +23,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from search.report import (BETTER, _finished, _plan, _sweep, arm_differences, ar
                            cost, domain_shift,
                            importances_of, language_groups, language_view, progress, reliability,
                            statuses, study_from_sweep, target_languages, task_effects)
-from search.results import ResultsError
+from search.results import ResultsError, write_atomic
 
 #: the page's sections, in order: id -> title
 SECTIONS = {
@@ -679,12 +678,11 @@ def write_report(sweep: Sweep | str, out: str | None = None) -> str:
     out = out or default_out(sweep.path)
     numbers = report_numbers(sweep)
     figs = figures(numbers)
-    os.makedirs(os.path.join(out, "figures"), exist_ok=True)
     for f in (f for fs in figs.values() for f in fs):
-        _write_atomic(os.path.join(out, "figures", f"{f.name}.png"), f.png)
+        write_atomic(os.path.join(out, "figures", f"{f.name}.png"), f.png)
     page = render_html(numbers, figs, seconds=time.perf_counter() - started)
     path = os.path.join(out, "report.html")
-    _write_atomic(path, page.encode())
+    write_atomic(path, page.encode())
     return path
 
 
@@ -692,15 +690,3 @@ def default_out(sweep_path: str) -> str:
     if "://" in sweep_path and not sweep_path.startswith("file://"):
         return os.path.abspath(f"report-{sweep_path.rstrip('/').rsplit('/', 1)[-1]}")
     return os.path.join(sweep_path.removeprefix("file://"), "report")
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".report-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the report from a shared server
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

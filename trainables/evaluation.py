@@ -315,7 +315,7 @@ def _score_retrieval(model: MultiTaskModel, target: TaskSpec, eval_sets: Mapping
     sims = {lang: metrics.tatoeba_similarities(tgt, src)
             for lang, (src, tgt) in ((lang, both(data)) for lang, data in eval_sets.items())}
     temperature = metrics.tatoeba_temperature(list(sims.values()))
-    per_lang = {lang: {"accuracy": float((s.argmax(axis=1) == np.arange(len(s))).mean()),
+    per_lang = {lang: {"accuracy": metrics.top1_accuracy(s),
                        **metrics.tatoeba_calibration(s, temperature, cfg.ece_bins)}
                 for lang, s in sims.items()}
     return per_lang, {"temperature": temperature}

@@ -359,11 +359,12 @@ def tatoeba_accuracy(src_emb: np.ndarray, tgt_emb: np.ndarray) -> float:
     XTREME's ``similarity_search(x, y)`` indexes the xx sentences and queries
     with the English ones, so its number is ``tatoeba_accuracy(eng, xx)``.
     """
-    src, tgt = _unit(src_emb), _unit(tgt_emb)
-    if src.shape != tgt.shape:
-        raise ValueError(f"Tatoeba pairs row i with row i: shapes {src.shape} and "
-                         f"{tgt.shape} differ")
-    return float((np.argmax(src @ tgt.T, axis=1) == np.arange(len(src))).mean())
+    return top1_accuracy(tatoeba_similarities(src_emb, tgt_emb))
+
+
+def top1_accuracy(similarities: np.ndarray) -> float:
+    """Fraction of queries (rows) whose most similar candidate is their own row."""
+    return float((np.argmax(similarities, axis=1) == np.arange(len(similarities))).mean())
 
 
 def margin_candidates(src_emb: np.ndarray, tgt_emb: np.ndarray,
