@@ -623,8 +623,7 @@ def _headline_html(s: dict[str, Any]) -> str:
         + "</ul>") if items else ""
 
 
-def render_html(numbers: dict[str, Any], figs: dict[str, list[Figure]], *,
-                seconds: float | None = None) -> str:
+def render_html(numbers: dict[str, Any], figs: dict[str, list[Figure]]) -> str:
     """The page: every section with its figures inline (base64 PNG), tables and what is
     missing."""
     s = numbers["sweep"]
@@ -673,14 +672,13 @@ def write_report(sweep: Sweep | str, out: str | None = None) -> str:
     ``figures/NAME.png``. Returns the page's path. The folder's files are replaced whole,
     each written beside its place first and then renamed, so an interrupted build leaves
     the previous report readable."""
-    started = time.perf_counter()
     sweep = _sweep(sweep)
     out = out or default_out(sweep.path)
     numbers = report_numbers(sweep)
     figs = figures(numbers)
     for f in (f for fs in figs.values() for f in fs):
         write_atomic(os.path.join(out, "figures", f"{f.name}.png"), f.png)
-    page = render_html(numbers, figs, seconds=time.perf_counter() - started)
+    page = render_html(numbers, figs)
     path = os.path.join(out, "report.html")
     write_atomic(path, page.encode())
     return path
