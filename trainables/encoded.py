@@ -15,6 +15,7 @@ each word's first sub-token, ``IGNORE_INDEX`` elsewhere) and ``EncodedPairs``
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -71,7 +72,16 @@ class _OnDevice:
         cache = self.__dict__.setdefault("_device_cache", {})
         key = f"{name}@{device}"
         if key not in cache:
-            cache[key] = torch.as_tensor(np.asarray(values, dtype=np.int64)).to(device)
+            array = np.asarray(values, dtype=np.int64)
+            if device.type != "cpu":
+                cache[key] = torch.tensor(array, device=device)  # one copy, straight to the device
+            else:
+                # on the CPU the split's buffer is shared, not copied; it may be Arrow's
+                # (read-only), and the cache never writes to it, so torch's warning about
+                # non-writable arrays does not apply
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                    cache[key] = torch.as_tensor(array)
         return cache[key]
 
     def lengths(self) -> np.ndarray:

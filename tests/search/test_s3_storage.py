@@ -18,6 +18,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
+from tests.logs import unexpected_tracebacks
 from tests.s3server import child_env, free_port, moto_s3, point_at
 
 NAME = "s3demo"
@@ -72,7 +73,7 @@ def test_sweep_on_s3_writes_results_and_checkpoints_to_the_bucket_only(s3, s3_sw
 
     proc = s3_sweep["proc"]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    assert "Traceback" not in proc.stderr
+    assert not unexpected_tracebacks(proc.stderr), unexpected_tracebacks(proc.stderr)
     assert f"best configurations of {s3_sweep['path']}" in proc.stdout
 
     # the project's own reader, through the same URI
