@@ -19,7 +19,7 @@ import yaml
 
 from spaces.objective import OBJECTIVE_ECE
 from spaces.models import MODEL_SIZES, Shape, gpu_share, largest_batch, train_memory_gib
-from spaces.tasks import get_task, task_names
+from spaces.tasks import get_task, intermediate_problem, task_names
 
 MIXING_FAMILIES: tuple[str, ...] = ("softmax", "proportional", "temperature")
 EVAL_SPLITS: tuple[str, ...] = ("dev", "test")
@@ -272,8 +272,9 @@ def _problems(c: TrialConfig) -> Iterable[str]:
         yield ("intermediate_tasks is empty; include at least one of: "
                f"{', '.join(known_inter)} (or set intermediate_steps=0 to skip phase 2)")
     for t in c.intermediate_tasks:
-        if t not in known_inter:
-            yield f"intermediate task {t!r} is unknown; choose from: {', '.join(known_inter)}"
+        problem = intermediate_problem(t)
+        if problem:
+            yield f"intermediate task {problem}"
     dupes = sorted({t for t in c.intermediate_tasks if c.intermediate_tasks.count(t) > 1})
     if dupes:
         yield f"intermediate_tasks lists {dupes} more than once; list each task once"
@@ -393,13 +394,14 @@ def batch_shapes(c: TrialConfig, intermediate_tasks: Iterable[str] | None = None
     The tasks are the target (trained on its ``train_task`` where it has one: XQuAD and
     MLQA on SQuAD; a retrieval target trains nothing) and, when ``intermediate_steps`` > 0,
     the intermediate tasks: ``intermediate_tasks`` when given (the tasks a sweep's space
-    may draw), else ``c.intermediate_tasks``. Unknown names are left out.
+    may draw), else ``c.intermediate_tasks`` (``task@lang`` included). Unknown names are
+    left out.
     """
     known = set(task_names())
     shapes: dict[str, Shape] = {}
     if c.intermediate_steps > 0 or intermediate_tasks is not None:
         for name in c.intermediate_tasks if intermediate_tasks is None else intermediate_tasks:
-            if name in known:
+            if intermediate_problem(name) is None:
                 shapes[name] = (_sequences(name), c.max_length)
     if c.target in known:
         target = get_task(c.target)

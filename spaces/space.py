@@ -3,7 +3,8 @@
 Parameters have stable names, so a sweep's history stays readable when the
 preset's task pool changes (optuna#372):
 
-    task/<name>        include flag per intermediate task (bool)
+    task/<name>        include flag per intermediate task (bool); ``task/xnli@de`` for
+                       a task's training data in another language (``spaces.tasks``)
     mixing             family, only when two or more tasks are included
     weight/<name>      softmax logit, only for included tasks of a softmax mix
     mixing_temperature only for the temperature family
@@ -25,7 +26,7 @@ from typing import Any, Iterable, Mapping, Protocol
 
 from spaces.config import MIXING_FAMILIES, ConfigError, TrialConfig
 from spaces.models import MODEL_SIZES
-from spaces.tasks import task_names
+from spaces.tasks import intermediate_problem, task_names
 
 
 class SuggestTrial(Protocol):
@@ -84,8 +85,9 @@ def _problems(s: SpaceSpec) -> Iterable[str]:
     if not s.tasks:
         yield f"search.space.tasks is empty; list at least one of: {', '.join(known)}"
     for t in s.tasks:
-        if t not in known:
-            yield f"search.space.tasks: {t!r} is unknown; choose from: {', '.join(known)}"
+        problem = intermediate_problem(t)
+        if problem:
+            yield f"search.space.tasks: {problem}"
     if len(set(s.tasks)) != len(s.tasks):
         yield "search.space.tasks lists a task twice; list each once"
     for m in s.mixing:

@@ -4,6 +4,17 @@ A task says where its data lives (a Hugging Face dataset id/config, local
 files, or the embedded demo suite), which columns hold what, its labels and
 its languages. Loading lives in ``trainables``; this module is pure data.
 
+A task's training data in another of its languages is an intermediate task of its
+own, written ``task@lang`` (``xnli@de``: XNLI's German training data, MNLI machine-
+translated; ``panx@fr``): ``get_task`` derives it from the registered task, with
+that language as its only (training) language, so it loads, trains, is searched
+(``task/xnli@de``, ``weight/xnli@de``) and cached under its own name. It needs a
+format phase 2 trains (not retrieval) and a training split of the task's own (XQuAD
+and MLQA train on SQuAD: none). ``task@en`` of a target is that target's English
+training data as an intermediate task (``xnli@en``); of an intermediate task whose
+training language it is, it would be the task itself under a second name, and is
+refused (write ``demo-polarity``). ``task_names`` lists only the registered tasks.
+
 The rows follow ``docs/tasks.md`` (sources, configs, nested columns, label
 encodings); ``tests/fixtures/xtreme/<task>/`` holds a few rows of each task in
 its hub schema.
@@ -11,7 +22,8 @@ its hub schema.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal, Mapping
 
@@ -24,6 +36,10 @@ LabelEncoding = Literal["index", "name"]
 ColumnSpec = str | tuple[str, ...] | None
 
 FORMATS: tuple[str, ...] = ("classification", "multiple_choice", "span_qa", "tagging", "retrieval")
+#: the formats phase 2 trains (a retrieval task scores the encoder as it is: it has no head)
+INTERMEDIATE_FORMATS: tuple[str, ...] = ("classification", "multiple_choice", "span_qa", "tagging")
+#: separates a task from the language of its training data in ``task@lang``
+LANGUAGE_SEPARATOR = "@"
 
 #: Canonical column names per format; a task maps each to its dataset's column.
 CANONICAL_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -123,8 +139,10 @@ class TaskSpec:
     #: number of choices is ``len(labels)`` and labels are choice indices; empty for
     #: tagging tasks whose tag vocabulary comes from their training file (CCG)
     labels: tuple[str, ...]
-    #: the training language first; every other one is evaluated zero-shot (retrieval:
-    #: English, the side every other language is paired with, first)
+    #: the training language first; a target evaluates every other one zero-shot
+    #: (retrieval: English, the side every other language is paired with, first); an
+    #: intermediate task's others are languages its training data also comes in, each
+    #: an intermediate task of its own (``demo-polarity@de``), never evaluated
     languages: tuple[str, ...] = ("en",)
     metric: str = "accuracy"
     description: str = ""
@@ -136,6 +154,12 @@ class TaskSpec:
     choice_label_column: str | None = None
     #: another task whose training split trains this one (XQuAD and MLQA: SQuAD)
     train_task: str | None = None
+
+    @property
+    def base_name(self) -> str:
+        """The registered task whose data this is: ``xnli`` for ``xnli@de``, else ``name``
+        (a local mirror's folder, a ``files`` task's variable)."""
+        return split_language(self.name)[0]
 
     @property
     def train_language(self) -> str:
@@ -166,6 +190,9 @@ def register(spec: TaskSpec) -> TaskSpec:
     """Add a task to the registry; names are unique. All problems are reported together."""
     if spec.name in _REGISTRY:
         raise ValueError(f"task {spec.name!r} is already registered; choose another name")
+    if LANGUAGE_SEPARATOR in spec.name:
+        raise ValueError(f"task name {spec.name!r} holds {LANGUAGE_SEPARATOR!r}, which names a "
+                         f"task's training data in another language (xnli@de); choose another name")
     problems = []
     expected = CANONICAL_COLUMNS[spec.format]
     missing = [c for c in expected if c not in spec.columns]
@@ -192,8 +219,27 @@ def register(spec: TaskSpec) -> TaskSpec:
     return spec
 
 
+def split_language(name: str) -> tuple[str, str | None]:
+    """``("xnli", "de")`` for ``"xnli@de"``, ``(name, None)`` for a name without a language;
+    the one place that reads ``task@lang``."""
+    base, sep, language = name.partition(LANGUAGE_SEPARATOR)
+    return (base, language) if sep else (name, None)
+
+
 def get_task(name: str) -> TaskSpec:
-    """The registered task called ``name``; unknown names list the known ones."""
+    """The registered task called ``name``, or for ``task@lang`` that task's training data
+    in ``lang`` as an intermediate task (see the module docstring).
+
+    Raises:
+        KeyError: an unknown task (the message lists the known ones), or a language the
+            task lacks (it lists the task's languages).
+        ValueError: ``task@lang`` of a task that cannot be an intermediate task (retrieval,
+            no training split of its own), or ``task@lang`` naming a registered
+            intermediate task itself.
+    """
+    base, language = split_language(name)
+    if language is not None:
+        return _in_language(base, language)
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -202,8 +248,58 @@ def get_task(name: str) -> TaskSpec:
         ) from None
 
 
+@functools.cache  # one spec per name: the same object every time (failures are not cached)
+def _in_language(base: str, language: str) -> TaskSpec:
+    name = f"{base}{LANGUAGE_SEPARATOR}{language}"
+    try:
+        task = get_task(base)
+    except KeyError as exc:
+        raise KeyError(f"{name!r}: {exc.args[0]}") from None
+    if task.format not in INTERMEDIATE_FORMATS:
+        raise ValueError(f"{name!r}: {base} is a {task.format} task, which phase 2 cannot train "
+                         f"(it has no head); intermediate tasks are of the formats "
+                         f"{', '.join(INTERMEDIATE_FORMATS)}")
+    if "train" not in task.source.splits:
+        trained_on = f" (it trains on {task.train_task})" if task.train_task else ""
+        raise ValueError(f"{name!r}: {base} has no training data of its own{trained_on}, so it "
+                         "cannot be an intermediate task; choose a task with a train split")
+    if language not in task.languages:
+        raise KeyError(f"{name!r}: {base} has no language {language!r}; it has: "
+                       f"{', '.join(task.languages)}; write {base}{LANGUAGE_SEPARATOR}LANG "
+                       "with one of them")
+    if task.role == "intermediate" and language == task.train_language:
+        raise ValueError(f"{name!r} is {base} itself ({language} is its training language); "
+                         f"write {base!r}")
+    return replace(task, name=name, role="intermediate", languages=(language,), train_task=None,
+                   description=f"{base}'s {language} training data as an intermediate task "
+                               f"({task.description})")
+
+
+def intermediate_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an intermediate task, as a sentence that starts with the
+    quoted name and says what to write instead; None for a registered intermediate task
+    or a valid ``task@lang``."""
+    try:
+        task = get_task(name)
+    except (KeyError, ValueError) as exc:
+        if split_language(name)[1] is not None:
+            return exc.args[0]
+        task = None
+    if task is not None and task.role == "intermediate":
+        return None
+    known = ", ".join(task_names("intermediate"))
+    own = f"{name}{LANGUAGE_SEPARATOR}{task.train_language}" if task is not None else ""
+    if task is not None and intermediate_problem(own) is None:
+        return (f"{name!r} is a target task; write {own} for its {task.train_language} "
+                f"training data as an intermediate task, or choose from: {known}")
+    what = "is a target task" if task is not None else "is unknown"
+    return (f"{name!r} {what}; choose from: {known}; or a task's training data in one of its "
+            f"languages, written TASK{LANGUAGE_SEPARATOR}LANG (e.g. xnli@de)")
+
+
 def task_names(role: Role | None = None) -> tuple[str, ...]:
-    """Registered task names, optionally only those of one role, sorted."""
+    """Registered task names, optionally only those of one role, sorted (never
+    ``task@lang``: those are derived, see ``get_task``)."""
     return tuple(sorted(n for n, t in _REGISTRY.items() if role is None or t.role == role))
 
 
@@ -216,7 +312,9 @@ register(TaskSpec(
     source=TaskSource("demo", "demo-polarity", splits=_DEMO_SPLITS),
     columns=_frozen({"text_a": "text_a", "text_b": None, "label": "label"}),
     labels=("negative", "positive"),
-    description="English word-group polarity; teaches the lexicon the target needs (helps)",
+    languages=("en", "de"),
+    description="English word-group polarity; teaches the lexicon the target needs (helps); "
+                "demo-polarity@de: the same task in German",
 ))
 register(TaskSpec(
     name="demo-topic", role="intermediate", format="classification",

@@ -25,7 +25,8 @@ that vocabulary (train -> ``train``, dev -> ``validation``, test -> ``test``):
 MNLI dev (hub ``validation_matched``) and CCG dev are ``validation``, XQuAD,
 Tatoeba and TyDiQA test (hub ``validation``) are ``validation`` too. ``<lang>``
 is our language code (``de``, not ``German`` nor ``deu``); TyDiQA still goes
-through its id-prefix filter. ``tests/fixtures/xtreme`` is such a mirror. The
+through its id-prefix filter. ``task@lang`` reads the task's own folder
+(``xnli@de``: ``xnli/train.de.jsonl``). ``tests/fixtures/xtreme`` is such a mirror. The
 demo suite ignores the variable.
 """
 
@@ -56,8 +57,9 @@ FILES_ENV_PREFIX = "XSTILTS_FILES_"
 
 
 def files_env(task: TaskSpec) -> str:
-    """The variable that replaces ``task``'s path template (``XSTILTS_FILES_CCG``)."""
-    return FILES_ENV_PREFIX + task.name.upper().replace("-", "_")
+    """The variable that replaces ``task``'s path template (``XSTILTS_FILES_CCG``); one per
+    registered task (``task@lang`` reads its task's files)."""
+    return FILES_ENV_PREFIX + task.base_name.upper().replace("-", "_")
 
 
 def files_template(task: TaskSpec) -> str:
@@ -76,7 +78,7 @@ def mirror_file(task: TaskSpec, split: str, language: str) -> Path | None:
     if not root or task.source.kind == "demo":
         return None
     stem = f"{task.source.mirror_split(split)}.{language}"
-    folder = Path(root) / task.name
+    folder = Path(root) / task.base_name
     for suffix in (".jsonl", ".parquet"):
         if (folder / (stem + suffix)).exists():
             return folder / (stem + suffix)

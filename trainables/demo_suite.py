@@ -18,6 +18,9 @@ vocabulary, which reach other languages through the anchors: they help.
 polarity (``NEG``/``NEU``/``POS``, ``O`` for function words): it teaches the
 same lexicon token by token; measured, on its own it does not help the
 sentence-level target (benchmarks/demo_signal.py), like CCG in the paper.
+``demo-polarity`` also comes in German (``demo-polarity@de``: the same rows drawn
+with German forms and function words), a non-English intermediate task; its
+measured effect on the target: (to be measured with benchmarks/demo_signal.py).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-SUITE_VERSION = "3"  # 3: demo-sentiment-ood
+SUITE_VERSION = "4"  # 3: demo-sentiment-ood; 4: demo-polarity in German (demo-polarity@de)
 
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "sw")
 ANCHOR_SHARE = {"en": 1.0, "de": 0.8, "fr": 0.6, "sw": 0.35}
@@ -48,8 +51,9 @@ _FUNCTION = {
     "sw": {"the": "ya", "was": "ilikuwa", "and": "na", "it": "hii", "but": "lakini", "is": "ni"},
 }
 
-#: examples per split: intermediate tasks are English only; the target has an English
-#: train set and dev/test sets in every language
+#: examples per split: intermediate tasks are English, and ``INTERMEDIATE_LANGUAGES``
+#: in other languages too, at the same sizes; the target has an English train set and
+#: dev/test sets in every language
 SIZES = {"intermediate": {"train": 4000, "dev": 400, "test": 400},
          "target_train": 160, "target_eval": 400}
 
@@ -103,11 +107,11 @@ class _Draw:
         return [self.rng.choice(self.by_topic[t]) for _ in range(k)]
 
 
-def _polarity_example(d: _Draw) -> dict:
+def _polarity_example(d: _Draw, lang: str = "en") -> dict:
     label = d.rng.randrange(2)
     words = d.pol(2 if label else 0) + d.pol(1, d.rng.randrange(2))
     d.rng.shuffle(words)
-    return {"text_a": _render(words, "en", ("the",) + ("*",) * len(words)), "label": label}
+    return {"text_a": _render(words, lang, ("the",) + ("*",) * len(words)), "label": label}
 
 
 def _topic_example(d: _Draw) -> dict:
@@ -188,6 +192,11 @@ def _sentiment_ood_example(d: _Draw, lang: str) -> dict:
             "label": label}
 
 
+#: intermediate tasks with training data in languages besides English (``task@lang``;
+#: ``spaces.tasks`` registers them with these languages)
+INTERMEDIATE_LANGUAGES = {"demo-polarity": ("de",)}
+
+
 def _write(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
@@ -215,19 +224,31 @@ def write_suite(root: Path, seed: int = 0) -> None:
             d = _Draw(concepts, random.Random(f"{seed}/demo-sentiment-ood/{split}/{lang}"))
             _write(root / "demo-sentiment-ood" / f"{split}.{lang}.jsonl",
                    [_sentiment_ood_example(d, lang) for _ in range(n)])
+    # written last, each from its own seed: the files above stay as they were
+    for lang in INTERMEDIATE_LANGUAGES["demo-polarity"]:
+        for split, n in SIZES["intermediate"].items():
+            d = _Draw(concepts, random.Random(f"{seed}/demo-polarity/{split}/{lang}"))
+            _write(root / "demo-polarity" / f"{split}.{lang}.jsonl",
+                   [_polarity_example(d, lang) for _ in range(n)])
 
 
 def corpus(root: Path) -> list[str]:
     """Every text of the suite, in a fixed order: the tokenizer's training corpus.
 
     Labels and tags are left out: they are not text the model reads. The out-of-domain
-    set is left out too: its words are the suite's, and the tokenizer (and with it the tiny
-    model) stays what it was before the set existed.
+    set and the intermediate tasks' other languages are left out too: their words are the
+    suite's (the target's dev and test sets hold every language's), and the tokenizer (and
+    with it the tiny model) stays what it was before they existed.
     """
     lines = []
-    for path in sorted(p for p in root.glob("*/*.jsonl") if p.parent.name not in OOD_TASKS):
+    for path in sorted(p for p in root.glob("*/*.jsonl") if _in_corpus(p)):
         for line in path.read_text().splitlines():
             row = json.loads(line)
             lines.extend(v if isinstance(v, str) else " ".join(v)
                          for k, v in sorted(row.items()) if k not in ("label", "tags"))
     return lines
+
+
+def _in_corpus(path: Path) -> bool:
+    task, language = path.parent.name, path.name.split(".")[-2]
+    return task not in OOD_TASKS and language not in INTERMEDIATE_LANGUAGES.get(task, ())
