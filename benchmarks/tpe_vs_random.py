@@ -30,6 +30,12 @@ def trials_to_reach(sampler_name: str, seed: int, margin: float, budget: int) ->
     # the sampler exactly as a sweep builds it
     sampler = make_searcher(sweep)._sampler
     study = optuna.create_study(direction="maximize", sampler=sampler)
+    return trials_until(study, sweep, base, margin, budget)
+
+
+def trials_until(study: optuna.Study, sweep, base, margin: float, budget: int) -> int:
+    """Ask ``study`` for points of ``sweep.space`` and tell it their surrogate scores until
+    one is within ``margin`` of the optimum: that trial's number (``budget + 1``: never)."""
     target = surrogate_optimum(sweep.space, base.objective_weight) - margin
     for n in range(1, budget + 1):
         trial = study.ask()

@@ -75,6 +75,26 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("-k", type=int, default=5, help="rows of the final best-configs table")
     rs.set_defaults(func=_cmd_resume)
 
+    sm = sub.add_parser("similarity", help="estimate how much each intermediate task helps",
+                        description="Before any trial: for each intermediate task of PRESET's "
+                                    "space and its target, LogME of the target's English labels "
+                                    "on an encoder briefly trained on the task, and the text "
+                                    "embedding similarity of the two tasks "
+                                    "(trainables.similarity). Written to "
+                                    "STORAGE/NAME/similarity.parquet, where `xstilts run` with "
+                                    "--set search.priors=similarity finds it.")
+    sm.add_argument("preset", help=f"a shipped preset ({', '.join(preset_names())}) or a YAML file")
+    sm.add_argument("--storage", default="xstilts-runs", help="folder or pyarrow URI (s3://...)")
+    sm.add_argument("--name", default=None, help="sweep name (default: the preset's name)")
+    sm.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="as for run: a trial-config key, or search.KEY=VALUE "
+                         "(search.similarity_steps, search.similarity_examples)")
+    sm.add_argument("--seeds", type=int, default=1,
+                    help="estimates per task, from the preset's seed on (default 1)")
+    sm.add_argument("--quiet", action="store_true", help="no progress bar")
+    sm.add_argument("--json", action="store_true", help="print the rows as JSON")
+    sm.set_defaults(func=_cmd_similarity)
+
     pr = sub.add_parser("prepare", help="fill this node's model, dataset and token caches",
                         description="Download every model and dataset a sweep of PRESET can "
                                     "use and tokenize every split its trials read, once, into "
@@ -190,6 +210,51 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_similarity(args: argparse.Namespace) -> int:
+    from search.similarity import compute_similarity, similarity_path, write_similarity
+    from search.tables import exists
+
+    preset = load_preset(args.preset)
+    trial_sets, sweep_changes = _split_overrides(args.overrides)
+    base = preset.trial_config(trial_sets)
+    sweep = preset.sweep_config(trial_sets, **sweep_changes)
+    if args.seeds < 1:
+        raise UsageError(f"--seeds {args.seeds}: expected at least 1 estimate per task")
+    storage = _storage_path(args.storage)
+    path = f"{storage.rstrip('/')}/{args.name or preset.name}"
+    if exists(similarity_path(path)):
+        raise UsageError(f"{similarity_path(path)} already exists and is kept as it is; move it "
+                         "aside to compute it again, or choose another --name")
+    if sweep.trainable == "model":
+        _preflight([base.target, *sweep.space.tasks], [base.model_size])
+        from search.local_ray import ensure_ray
+
+        ensure_ray(include_dashboard=False)
+    _check_storage(storage)
+    start = time.monotonic()
+    frame = compute_similarity(base, sweep, seeds=range(base.seed, base.seed + args.seeds),
+                               progress=not args.quiet)
+    written = write_similarity(frame, path)
+    if args.json:
+        import json
+
+        print(json.dumps(frame.to_dict("records"), indent=1, default=_plain))
+        return 0
+    print(format_similarity(frame))
+    print(f"xstilts: {len(frame)} estimates in {time.monotonic() - start:.1f} s -> {written}")
+    return 0
+
+
+def format_similarity(frame) -> str:
+    """Per intermediate task, best first: the estimate (mean over seeds, and its spread),
+    how it was made, LogME's gain over the pretrained encoder, the text similarity."""
+    table = frame.groupby(["target", "intermediate", "method"], as_index=False).agg(
+        estimate=("estimate", "mean"), spread=("estimate", "std"), seeds=("seed", "nunique"),
+        logme_gain=("logme_gain", "mean"), text_cosine=("text_cosine", "mean"))
+    table = table.sort_values(["target", "estimate"], ascending=[True, False], kind="stable")
+    return table.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from search.sweep import SweepPlan
 
@@ -204,8 +269,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _preflight([plan.base.target, *plan.sweep.space.tasks], plan.sweep.space.model_sizes)
     _check_storage(plan.storage)
     from search.results import exists
+    from search.sweep import MANIFEST, TUNE_DIR
 
-    if exists(plan.path):
+    # a folder that holds only what comes before a sweep (its similarity estimates) is fine
+    if any(exists(f"{plan.path}/{part}") for part in (MANIFEST, TUNE_DIR, "results")):
         raise UsageError(f"a sweep already exists at {plan.path}; its results are kept as they "
                          f"are. To continue it: xstilts resume {plan.path}   To start another: "
                          "choose a new --name")

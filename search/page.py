@@ -35,7 +35,8 @@ from search.query import Sweep, best, pareto
 from search.report import (BETTER, _finished, _plan, _sweep, arm_differences, arm_trials,
                            cost, domain_shift,
                            importances_of, language_groups, language_view, progress, reliability,
-                           statuses, study_from_sweep, target_languages, task_effects)
+                           similarity_correlations, similarity_transfer, statuses,
+                           study_from_sweep, target_languages, task_effects)
 from search.results import ResultsError, write_atomic
 
 #: the page's sections, in order: id -> title
@@ -44,6 +45,7 @@ SECTIONS = {
     "calibration": "Accuracy vs calibration",
     "tasks": "What each intermediate task does",
     "arms": "Designed comparison: multi-task vs single-task arms",
+    "similarity": "Does task similarity predict transfer?",
     "languages": "Languages",
     "reliability": "Reliability of the best trial",
     "cost": "Cost",
@@ -83,6 +85,7 @@ def report_numbers(sweep: Sweep | str) -> dict[str, dict[str, Any]]:
         "calibration": _calibration(sweep, done, none_done, no_ece, _is_retrieval(target)),
         "tasks": tasks,
         "arms": _arms(sweep, plan, none_done),
+        "similarity": _similarity(sweep, none_done),
         "languages": _languages(sweep, done, none_done, retrieval),
         "reliability": _reliability(sweep, done, none_done, no_ece),
         "cost": _cost(sweep),
@@ -221,6 +224,24 @@ def _arms(sweep: Sweep, plan, none_done: str | None) -> dict[str, Any]:
             "missing": missing}
 
 
+def _similarity(sweep: Sweep, none_done: str | None) -> dict[str, Any]:
+    from search.similarity import FILE, read_similarity
+
+    if read_similarity(sweep.path) is None:
+        return {"rows": [], "correlations": [], "missing": [
+            f"no similarity estimates ({FILE}): compute them with `xstilts similarity PRESET "
+            "--name NAME` or a preset with search.similarity: true (e.g. xstilts run "
+            "q-similarity), and run single-task trials to measure transfer against"]}
+    if none_done:
+        return {"rows": [], "correlations": [], "missing": [none_done]}
+    rows = similarity_transfer(sweep)
+    corr = similarity_correlations(sweep)
+    missing = [] if len(corr) else [
+        f"{len(rows)} intermediate task(s) have both an estimate and a finished single-task "
+        "trial; a rank correlation needs at least 3"]
+    return {"rows": _records(rows), "correlations": _records(corr), "missing": missing}
+
+
 def _languages(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
                retrieval: bool) -> dict[str, Any]:
     if none_done:
@@ -327,6 +348,8 @@ def figures(numbers: dict[str, Any]) -> dict[str, list[Figure]]:
             out["tasks"].append(_fig_effects(plt, numbers["tasks"]["effects"]))
         if numbers["arms"]["differences"]:
             out["arms"].append(_fig_arms(plt, numbers["arms"]["differences"]))
+        if numbers["similarity"]["correlations"]:
+            out["similarity"].append(_fig_similarity(plt, numbers["similarity"]))
         if numbers["tasks"]["importances"] and study is not None:
             out["tasks"].append(_fig_importances(plt, study, numbers["progress"]["trials"]))
         if numbers["languages"].get("accuracy"):
@@ -434,6 +457,27 @@ def _fig_arms(plt, differences: list[dict[str, Any]]) -> Figure:
     return Figure("arms", f"The multi-task arm ({multi}, {size}) minus each single-task arm, "
                   "paired by seed, with bootstrap intervals over seeds; green: the multi-task "
                   "arm is better (higher accuracy, lower ECE).", _png(fig))
+
+
+def _fig_similarity(plt, n: dict[str, Any]) -> Figure:
+    rows = pd.DataFrame(n["rows"])
+    corr = {r["metric"]: r for r in n["correlations"]}
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, metric, label in zip(axes, ("zs_accuracy", "zs_ece"),
+                                 ("zero-shot accuracy", "zero-shot ECE")):
+        ax.scatter(rows["estimate"], rows[metric], color="tab:blue")
+        for _, r in rows.iterrows():
+            ax.annotate(r["intermediate"], (r["estimate"], r[metric]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        c = corr.get(metric, {})
+        ax.set_title(f"Spearman {_fmt(c.get('spearman'))}, Kendall {_fmt(c.get('kendall'))}",
+                     fontsize=9)
+        ax.set_xlabel(f"similarity estimate ({', '.join(sorted(set(rows['method'])))})")
+        ax.set_ylabel(f"{label}, single-task trials")
+    fig.tight_layout()
+    return Figure("similarity", "Each intermediate task's similarity estimate against its "
+                  "measured single-task transfer (mean over its trials), with the rank "
+                  "correlations over the tasks.", _png(fig))
 
 
 def _fig_importances(plt, study, progress_rows: list[dict[str, Any]]) -> Figure:
@@ -584,6 +628,14 @@ def _section_tables(sid: str, n: dict[str, Any]) -> str:
                                           "difference", "low", "high"], limit=200) +
                 "<h3>The arms' trials</h3>" +
                 _table(n["trials"], list(n["trials"][0]), limit=200)) if n["trials"] else ""
+    if sid == "similarity":
+        return ("<h3>Rank correlation of the estimate with measured transfer, bootstrap "
+                "intervals over the tasks</h3>" +
+                _table(n["correlations"], ["metric", "n", "spearman", "spearman_low",
+                                           "spearman_high", "kendall", "kendall_low",
+                                           "kendall_high"]) +
+                "<h3>Estimate and measured single-task transfer, per task</h3>" +
+                _table(n["rows"], list(n["rows"][0]), limit=200)) if n["rows"] else ""
     if sid == "languages":
         out = []
         for by, rows in (n.get("groups") or {}).items():

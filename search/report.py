@@ -585,6 +585,91 @@ def arm_differences(sweep: Sweep | str, *, n_boot: int = 2000, level: float = 0.
     return pd.DataFrame(rows, columns=columns)
 
 
+# -- does similarity predict transfer? ---------------------------------------------------------
+TRANSFER_METRICS = ("zs_accuracy", "zs_ece")
+
+
+def similarity_transfer(sweep: Sweep | str) -> pd.DataFrame:
+    """Per intermediate task with both: its similarity estimate for the sweep's target
+    (``search.similarity``: mean over the estimate's seeds; ``method``, ``logme_gain``,
+    ``text_cosine`` beside it) and its measured single-task transfer: the mean over the
+    finished trials that include that task alone (``trials`` of them) of each of
+    ``TRANSFER_METRICS``. Best estimate first; empty without estimates or such trials."""
+    from search.similarity import read_similarity
+
+    sweep = _sweep(sweep)
+    columns = ["intermediate", "estimate", "method", "logme_gain", "text_cosine", "trials",
+               *TRANSFER_METRICS]
+    frame = read_similarity(sweep.path)
+    done = _finished(sweep)
+    if frame is None or not len(done):
+        return pd.DataFrame(columns=columns)
+    single = done[[len(ts) == 1 for ts in done["config/intermediate_tasks"]]]
+    targets = set(single["config/target"]) if len(single) else set()
+    frame = frame[frame["target"].isin(targets)]
+    if not len(single) or not len(frame):
+        return pd.DataFrame(columns=columns)
+    measured = single.assign(intermediate=[ts[0] for ts in single["config/intermediate_tasks"]])
+    measured = measured.groupby("intermediate").agg(
+        trials=("trial_id", "size"), **{m: (m, "mean") for m in TRANSFER_METRICS})
+    estimates = frame.groupby("intermediate").agg(
+        estimate=("estimate", "mean"), method=("method", "first"),
+        logme_gain=("logme_gain", "mean"), text_cosine=("text_cosine", "mean"))
+    out = estimates.join(measured, how="inner").reset_index()
+    return out.sort_values("estimate", ascending=False, kind="stable")[columns] \
+        .reset_index(drop=True)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN where either is constant."""
+    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
+    if len(x) < 2 or rx.std() == 0 or ry.std() == 0:
+        return math.nan
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def kendall(x: np.ndarray, y: np.ndarray) -> float:
+    """Kendall's tau-b (ties in either variable accounted for); NaN where either is constant."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    i, j = np.triu_indices(len(x), k=1)
+    dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+    pairs_x, pairs_y = np.count_nonzero(dx), np.count_nonzero(dy)
+    if pairs_x == 0 or pairs_y == 0:
+        return math.nan
+    return float((dx * dy).sum() / math.sqrt(pairs_x * pairs_y))
+
+
+def similarity_correlations(sweep: Sweep | str, *, n_boot: int = 2000, level: float = 0.95,
+                            seed: int = 0) -> pd.DataFrame:
+    """How well the similarity estimate ranks the intermediate tasks by their measured
+    single-task transfer (``similarity_transfer``'s rows): for each metric of
+    ``TRANSFER_METRICS``, Spearman's rho and Kendall's tau over the ``n`` tasks, each with a
+    percentile bootstrap interval over the tasks (``n_boot`` resamples, at ``level``;
+    resamples with a constant side are left out). A good estimate correlates positively
+    with accuracy and, where including a task costs calibration, negatively with ECE."""
+    rows_in = similarity_transfer(sweep)
+    columns = ["metric", "n", "spearman", "spearman_low", "spearman_high", "kendall",
+               "kendall_low", "kendall_high"]
+    if len(rows_in) < 3:
+        return pd.DataFrame(columns=columns)
+    rng = np.random.default_rng(seed)
+    tail = (1 - level) / 2
+    est = rows_in["estimate"].to_numpy(dtype=float)
+    picks = rng.integers(0, len(rows_in), size=(n_boot, len(rows_in)))
+    out = []
+    for metric in TRANSFER_METRICS:
+        value = rows_in[metric].to_numpy(dtype=float)
+        row: dict[str, Any] = {"metric": metric, "n": len(rows_in)}
+        for name, fn in (("spearman", spearman), ("kendall", kendall)):
+            boot = np.array([fn(est[p], value[p]) for p in picks])
+            boot = boot[~np.isnan(boot)]
+            row[name] = fn(est, value)
+            row[f"{name}_low"] = float(np.quantile(boot, tail)) if len(boot) else math.nan
+            row[f"{name}_high"] = float(np.quantile(boot, 1 - tail)) if len(boot) else math.nan
+        out.append(row)
+    return pd.DataFrame(out, columns=columns)
+
+
 def _zero_shot_means(sweep: Sweep, done: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """Per (task, trial_id): each metric's macro mean over the languages other than the
     training language, from the languages table (the target's rows and its out-of-domain

@@ -63,9 +63,11 @@ class PruningOptunaSearch(OptunaSearch):
         return self._ot_study
 
 
-def make_searcher(sweep: SweepConfig, objective_ece: str = "raw") -> PruningOptunaSearch:
+def make_searcher(sweep: SweepConfig, objective_ece: str = "raw",
+                  priors: list[dict[str, Any]] | None = None) -> PruningOptunaSearch:
     """The seeded sampler and the define-by-run space of a sweep; a multi-objective one
-    minimises the ECE ``objective_ece`` names (``spaces.objective.OBJECTIVE_ECE``)."""
+    minimises the ECE ``objective_ece`` names (``spaces.objective.OBJECTIVE_ECE``).
+    ``priors``: parameters of the first trials (``search.priors.prior_points``)."""
     if sweep.mode == "multi":
         metric: Any = [ACCURACY_KEY, OBJECTIVE_ECE[objective_ece]]
         mode: Any = ["max", "min"]
@@ -81,7 +83,8 @@ def make_searcher(sweep: SweepConfig, objective_ece: str = "raw") -> PruningOptu
             group=True, constant_liar=True)  # (no independent-sampling warning since 4.9)
     # a designed sweep's arms x seeds, enqueued in order (the sampler fills in nothing the
     # designed space leaves open)
-    points = design_points(sweep) if sweep.arms else None
+    # (or the trials the similarity priors put first)
+    points = design_points(sweep) if sweep.arms else priors or None
     return PruningOptunaSearch(space=functools.partial(_space, spec=sweep.space), metric=metric,
                                mode=mode, sampler=sampler, points_to_evaluate=points)
 

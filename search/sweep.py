@@ -202,7 +202,7 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
         optuna_search = _inner_searcher(tuner)
     else:
         write_manifest(plan)
-        optuna_search = make_searcher(sweep, plan.base.objective_ece)
+        optuna_search = make_searcher(sweep, plan.base.objective_ece, priors=_priors(plan))
         searcher = ConcurrencyLimiter(optuna_search, max_concurrent=_staged(sweep))
         if sweep.asha_grace > 0:
             scheduler = ASHAScheduler(time_attr=BUDGET_KEY, metric=SCORE_KEY, mode="max",
@@ -233,6 +233,30 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
             raise StorageFullError(storage_full_message(plan, exc)) from None
         raise
     return SweepOutcome(results=results, study=optuna_search.study if optuna_search else None)
+
+
+def _priors(plan: SweepPlan) -> list[dict] | None:
+    """The first trials ``search.priors`` asks for: from the sweep's similarity estimates,
+    computed and written beside the results first where there are none (also for
+    ``search.similarity``, which asks for the estimates only)."""
+    if plan.sweep.priors != "similarity" and not plan.sweep.similarity:
+        return None
+    from search.priors import prior_points
+    from search.similarity import (compute_similarity, read_similarity, task_estimates,
+                                   write_similarity)
+
+    frame = read_similarity(plan.path)
+    if frame is None:
+        print(f"xstilts: priors: computing similarity estimates into {plan.path}", flush=True)
+        frame = compute_similarity(plan.base, plan.sweep, seeds=[plan.base.seed])
+        write_similarity(frame, plan.path)
+    if plan.sweep.priors != "similarity":
+        return None
+    points = prior_points(plan.sweep, task_estimates(frame, plan.base.target))
+    arms = ["+".join(t.removeprefix("task/") for t, on in p.items() if on) for p in points]
+    print(f"xstilts: priors: the first {len(points)} trials include {'; '.join(arms)}",
+          flush=True)
+    return points
 
 
 def _trial_dirname(trial) -> str:

@@ -15,6 +15,9 @@ SAMPLERS: tuple[str, ...] = ("tpe", "random")
 #: what a trial runs: the model (Ray Train, the real thing) or the surrogate (no model,
 #: a known function of the same config; for benchmarks and tests of the machinery at scale)
 TRAINABLES: tuple[str, ...] = ("model", "surrogate")
+#: what seeds the sampler before it has results: nothing, or the similarity estimates
+#: (``search.priors``: the most promising single tasks and mixes are enqueued first)
+PRIORS: tuple[str, ...] = ("none", "similarity")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,23 @@ class SweepConfig:
     #: surrogate trials: reports evenly spaced over phase 3, the last at its end, besides
     #: the rungs (as a model trial's ``trial.eval_every``); 1: at the rungs and the end only
     surrogate_reports: int = 1
+    #: ``similarity``: the sweep's first trials are the single tasks and mixes the
+    #: similarity estimates rank highest (``search.priors``), read from
+    #: ``STORAGE/NAME/similarity.parquet`` or computed there first; ``none``: TPE alone
+    priors: str = "none"
+    #: compute the similarity estimates before the first trial where the sweep has none
+    #: (``priors: similarity`` does too): a question about similarity (q-similarity) has
+    #: its estimates beside the trials that measure transfer
+    similarity: bool = False
+    #: similarity estimates (``xstilts similarity``, ``trainables.similarity``): steps of
+    #: the short training on each intermediate task, and English target training examples
+    #: whose features are scored
+    similarity_steps: int = 100
+    similarity_examples: int = 2000
+    #: surrogate sweeps: the similarity estimate of a task is its true gain plus
+    #: N(0, similarity_noise) (``trainables.surrogate.surrogate_similarity``): a signal of
+    #: known quality for benchmarks of the priors
+    similarity_noise: float = 0.02
 
     def __post_init__(self) -> None:
         problems = list(_problems(self))
@@ -86,7 +106,8 @@ class SweepConfig:
                                    "[[mnli], [qqp], [mnli, qqp]]"])
             kwargs["arms"] = tuple(tuple(a) for a in arms)
         for key in ("trials", "concurrency", "seed", "startup_trials", "asha_grace", "keep_models",
-                    "max_failures", "surrogate_reports"):
+                    "max_failures", "surrogate_reports", "similarity_steps",
+                    "similarity_examples"):
             if key in kwargs and (isinstance(kwargs[key], bool) or not isinstance(kwargs[key], int)):
                 problems.append(f"search.{key}={kwargs[key]!r}: expected an integer")
         if problems:
@@ -165,8 +186,21 @@ def _problems(s: SweepConfig) -> Iterable[str]:
     if s.surrogate_reports < 1:
         yield (f"surrogate_reports={s.surrogate_reports}: expected at least 1 report in phase 3 "
                "(1: at the trial's end only)")
+    if s.priors not in PRIORS:
+        yield f"priors={s.priors!r} is unknown; choose one of: {', '.join(PRIORS)}"
+    if s.priors != "none" and s.arms:
+        yield ("priors: a designed sweep runs its arms in its own order; set priors: none "
+               "(or drop search.arms to search with priors)")
+    if s.similarity_steps < 0 or s.similarity_examples < 2:
+        yield (f"similarity_steps={s.similarity_steps}, similarity_examples="
+               f"{s.similarity_examples}: expected steps >= 0 and at least 2 examples")
+    if not (isinstance(s.similarity_noise, (int, float)) and math.isfinite(s.similarity_noise)
+            and s.similarity_noise >= 0):
+        yield f"similarity_noise={s.similarity_noise!r}: expected a standard deviation >= 0"
     if s.keep_models < 0:
         yield f"keep_models={s.keep_models}: expected 0 (keep no model) or more finished trials"
+    if not isinstance(s.similarity, bool):
+        yield f"similarity={s.similarity!r}: expected true or false"
     if not isinstance(s.two_phase, bool):
         yield f"two_phase={s.two_phase!r}: expected true or false"
     if s.asha_grace < 0:

@@ -19,8 +19,10 @@ polarity (``NEG``/``NEU``/``POS``, ``O`` for function words): it teaches the
 same lexicon token by token; measured, on its own it does not help the
 sentence-level target (benchmarks/demo_signal.py), like CCG in the paper.
 ``demo-polarity`` also comes in German (``demo-polarity@de``: the same rows drawn
-with German forms and function words), a non-English intermediate task; its
-measured effect on the target: (to be measured with benchmarks/demo_signal.py).
+with German forms and function words), a non-English intermediate task. Measured
+alone (q-similarity, 3 seeds, zero-shot accuracy): it helps German as much as the
+English data does (de 0.766 vs 0.763) and French about as much (0.601 vs 0.596), but
+not Swahili (0.477 vs 0.599: Swahili's anchors are English forms, not German ones).
 """
 
 from __future__ import annotations

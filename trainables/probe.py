@@ -44,7 +44,6 @@ def target_probe(model: torch.nn.Module, core, data, cfg: TrialConfig, device: t
     wrapper ``model``); rank 0 scores. On a GPU, the trial's own optimizer state
     (``trial_optimizer``) waits on the host meanwhile, so the probe's AdamW state takes
     its place instead of adding to it: the trial's GPU share holds one of each."""
-    target = data.target
     if data.target_train is None:
         return _scored(model, core, data, cfg, device, rank)
     with _parked(trial_optimizer, device):

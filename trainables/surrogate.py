@@ -197,3 +197,18 @@ def surrogate_optimum(spec: SpaceSpec, objective_weight: float = 1.0) -> float:
     low, high, step = spec.intermediate_steps
     top_steps = low + (high - low) // step * step if step else high  # suggest_int's largest
     return 0.50 + best_tasks + best_size - warm + _steps_term(top_steps)
+
+
+def surrogate_similarity(tasks, target: str, *, noise: float, seed: int) -> list[dict]:
+    """A similarity estimate of known quality for each task (``xstilts similarity`` on a
+    surrogate sweep): its true gain ``TASK_GAIN`` plus N(0, ``noise``), seeded by ``seed``
+    and the task; rows shaped like ``trainables.similarity.estimate_pair``'s."""
+    rows = []
+    for task in tasks:
+        rng = random.Random(f"similarity/{seed}/{task}")
+        rows.append({"intermediate": task, "target": target, "model_size": "surrogate",
+                     "seed": seed, "method": "surrogate",
+                     "estimate": TASK_GAIN.get(task, 0.0) + rng.gauss(0.0, noise),
+                     "logme": math.nan, "logme_pretrained": math.nan, "logme_gain": math.nan,
+                     "text_cosine": math.nan, "steps": 0, "examples": 0, "seconds": 0.0})
+    return rows

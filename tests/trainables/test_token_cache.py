@@ -21,7 +21,7 @@ from trainables import token_cache
 from trainables.data import Cursor, load_rows
 from trainables.encoding import encode, tag_vocabulary
 from trainables.step import TrainStep
-from trainables.token_cache import encoded_split, tokens_root
+from trainables.token_cache import encoded_split
 
 CPU = torch.device("cpu")
 #: one task per trainable format
