@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     t.set_defaults(func=_cmd_trial)
 
-    r = sub.add_parser("run", help="run (or extend) a sweep",
+    r = sub.add_parser("run", help="start a sweep (extend one: resume --trials N)",
                        description="Search with Ray Tune + Optuna (+ ASHA); results go to "
                                    "STORAGE/NAME/results/*.parquet as trials finish.")
     r.add_argument("preset", help=f"a shipped preset ({', '.join(preset_names())}) or a YAML file")
@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
                                     "trials are kept and never rerun, unfinished ones continue "
                                     "from their last checkpoint, the sampler keeps every result.")
     rs.add_argument("sweep", help="STORAGE/NAME of the sweep (a folder or a URI)")
+    rs.add_argument("--trials", type=int, default=None, metavar="N",
+                    help="raise the sweep's trial budget to N (extend a finished or "
+                         "interrupted sweep: N minus the recorded trials run, the sampler "
+                         "keeps everything it learned)")
     rs.add_argument("-k", type=int, default=5, help="rows of the final best-configs table")
     rs.set_defaults(func=_cmd_resume)
 
@@ -288,6 +292,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     path = _storage_path(args.sweep).rstrip("/")
     plan = load_plan(path)
     _refuse_if_driven(path)
+    raised = args.trials is not None and args.trials != plan.sweep.trials
+    if args.trials is not None:
+        plan = _extended(plan, args.trials)  # checked here, written just before the launch
     tables = {}
     for table in TABLES:  # unreadable results stop the resume before anything is written
         try:
@@ -308,8 +315,29 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     if plan.sweep.trainable == "model":  # surrogate trials load no data and no model
         _preflight([plan.base.target, *plan.sweep.space.tasks], plan.sweep.space.model_sizes)
     _check_storage(plan.storage)
-    print(f"xstilts: resuming sweep {plan.path}: budget {plan.sweep.trials} trials", flush=True)
+    if raised:  # the manifest keeps the new budget for every later resume
+        from search.sweep import raise_budget
+
+        raise_budget(plan.path, plan.sweep.trials)
+    print(f"xstilts: resuming sweep {plan.path}: budget {plan.sweep.trials} trials"
+          f"{' (raised)' if raised else ''}", flush=True)
     return _launch(plan, resume=True, k=args.k)
+
+
+def _extended(plan, trials: int):
+    """``plan`` with its budget raised to ``trials``; the same budget again changes nothing."""
+    from dataclasses import replace
+
+    if trials < plan.sweep.trials:
+        raise UsageError(f"--trials {trials}: the sweep's budget is already {plan.sweep.trials} "
+                         "trials; give a larger N to extend it (trials are never taken back)")
+    if trials == plan.sweep.trials:
+        return plan
+    if plan.sweep.arms:
+        raise UsageError(f"--trials {trials}: {plan.path} is a designed sweep (search.arms), "
+                         "whose budget is its arms x seeds x sizes; to run more, start a new "
+                         "sweep with more seeds")
+    return replace(plan, sweep=plan.sweep.replace(trials=trials))
 
 
 def _launch(plan, *, resume: bool, k: int) -> int:

@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 import optuna
+from ray.tune.search import SearchGenerator, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from spaces.objective import ACCURACY_KEY, BUDGET_KEY, DONE_KEY, OBJECTIVE_ECE, SCORE_KEY
@@ -61,6 +62,25 @@ class PruningOptunaSearch(OptunaSearch):
     @property
     def study(self) -> optuna.Study:
         return self._ot_study
+
+
+class BudgetedSearch(SearchGenerator):
+    """Tune's ``SearchGenerator`` with a trial budget a resume may raise.
+
+    Tune saves the generator's trial total with its state and puts it back on restore,
+    so a restored sweep would stop at its old budget; here the restored total is raised
+    to ``budget`` (``xstilts resume --trials``) and a finished generator is opened again.
+    Everything else (the Optuna study, the trials counted so far) is restored as saved."""
+
+    def __init__(self, searcher: Searcher, budget: int):
+        super().__init__(searcher)
+        self.budget = budget
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        if self.budget > self._total_samples:
+            self._total_samples = self.budget
+            self._finished = False
 
 
 def make_searcher(sweep: SweepConfig, objective_ece: str = "raw",

@@ -17,7 +17,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 
 from search.results import ResultsWriter, filesystem
-from search.searcher import PruningOptunaSearch, make_searcher
+from search.searcher import BudgetedSearch, PruningOptunaSearch, make_searcher
 from search.trainable import surrogate_trial, trial_resources, tune_trial
 from trainables.storage import StorageFullError, fail_fast, is_storage_full, run_filesystem
 from trainables.surrogate import surrogate_longest
@@ -102,6 +102,17 @@ def write_manifest(plan: SweepPlan) -> None:
             "base": plan.base.to_dict(), "sweep": plan.sweep.to_dict(),
             "versions": json.loads(versions())}
     write_atomic(f"{plan.path}/{MANIFEST}", json.dumps(body, indent=1, sort_keys=True).encode())
+
+
+def raise_budget(sweep_path: str, trials: int) -> None:
+    """Rewrite the manifest's trial budget (``xstilts resume --trials``), everything else in
+    it (the versions that started the sweep included) as it was."""
+    from search.results import read_text, write_atomic
+
+    manifest = f"{sweep_path.rstrip('/')}/{MANIFEST}"
+    body = json.loads(read_text(manifest) or "{}")
+    body["sweep"]["trials"] = trials
+    write_atomic(manifest, json.dumps(body, indent=1, sort_keys=True).encode())
 
 
 def load_plan(sweep_path: str) -> SweepPlan:
@@ -196,6 +207,7 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
         tuner = tune.Tuner.restore(f"{path}/{TUNE_DIR}", trainable=trainable,
                                    resume_unfinished=True, resume_errored=False,
                                    restart_errored=False, storage_filesystem=fs)
+        _set_budget(tuner, plan.sweep.trials)
         for cb in tuner._local_tuner.get_run_config().callbacks or []:
             if isinstance(cb, ResultsWriter):  # the sweep folder may have moved since
                 cb.sweep_path = plan.path
@@ -360,6 +372,16 @@ def _trainable(plan: SweepPlan):
         return tune.with_resources(fn, {"CPU": share})
     return tune.with_resources(fn, functools.partial(trial_resources, base=base, spec=spec,
                                                      surrogate=surrogate))
+
+
+def _set_budget(tuner: tune.Tuner, trials: int) -> None:
+    """A restored sweep's trial budget: its manifest's, which ``xstilts resume --trials``
+    may have raised since Tune saved its state (``search.searcher.BudgetedSearch``)."""
+    config = tuner._local_tuner._tune_config
+    config.num_samples = trials
+    if not isinstance(config.search_alg, BudgetedSearch):
+        config.search_alg = BudgetedSearch(config.search_alg, trials)
+    config.search_alg.budget = trials
 
 
 def _inner_searcher(tuner: tune.Tuner):
