@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
 import time
@@ -64,8 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--trials", type=int, default=None, help="trial budget (default: the preset's)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a trial-config key, or a sweep key as search.KEY=VALUE")
+    r.add_argument("--log-to", action="append", default=[], metavar="TRACKER",
+                   help="also log every trial (config and metrics, one run each) through Ray "
+                        "Tune's callbacks: mlflow (an SQLite store, STORAGE/NAME/mlflow.db), "
+                        "mlflow:TRACKING_URI, or wandb (offline mode); repeatable")
     r.add_argument("-k", type=int, default=5, help="rows of the final best-configs table")
     r.set_defaults(func=_cmd_run)
+
+    st = sub.add_parser("status", help="where a sweep stands, from any shell",
+                        description="Read-only, from any machine that reaches the storage: "
+                                    "running (driver host, pid, last heartbeat), interrupted "
+                                    "or finished; trials by status, the best so far, budget "
+                                    "left, recent errors. Never blocks a running sweep.")
+    st.add_argument("sweep", help="STORAGE/NAME of a sweep (a folder or a URI such as s3://)")
+    st.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    st.set_defaults(func=_cmd_status)
 
     rs = sub.add_parser("resume", help="continue a sweep whose driver stopped",
                         description="Continue the sweep at STORAGE/NAME where it stopped: recorded "
@@ -282,7 +294,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          "choose a new --name")
     print(f"xstilts: sweep {plan.path}: {plan.sweep.trials} trials, {plan.sweep.concurrency} at a "
           f"time, {plan.sweep.sampler} sampler, mode {plan.sweep.mode}", flush=True)
-    return _launch(plan, resume=False, k=args.k)
+    from search.sweep import tracker_callbacks
+
+    try:
+        tracker_callbacks(plan, args.log_to)
+    except (ValueError, ImportError) as exc:
+        raise UsageError(f"{exc}" if isinstance(exc, ValueError) else
+                         f"--log-to needs its tracker's package ({exc}); install the extra: "
+                         "pip install 'xstilts[mlflow]' (or wandb)") from None
+    return _launch(plan, resume=False, k=args.k, log_to=args.log_to)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -340,16 +360,20 @@ def _extended(plan, trials: int):
     return replace(plan, sweep=plan.sweep.replace(trials=trials))
 
 
-def _launch(plan, *, resume: bool, k: int) -> int:
+def _launch(plan, *, resume: bool, k: int, log_to: Sequence[str] = ()) -> int:
     from search.local_ray import ensure_ray
     from search.query import best, load_sweep
     from search.results import ResultsError
     from search.sweep import run_sweep
 
+    from search.status import DrivenError
+
     logging.getLogger("xstilts").setLevel(logging.INFO)
-    with driver_lock(plan.path):
+    try:
         ensure_ray()
-        run_sweep(plan, resume=resume)
+        run_sweep(plan, resume=resume, log_to=list(log_to))
+    except DrivenError as exc:  # another driver holds the sweep (nothing was started)
+        raise UsageError(str(exc)) from None
     try:
         top = best(load_sweep(plan.path), k=k)
     except ResultsError as exc:
@@ -360,61 +384,14 @@ def _launch(plan, *, resume: bool, k: int) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def driver_lock(sweep_path: str):
-    """One driver per sweep: a second ``run``/``resume`` while one lives is refused.
-
-    The lock names the driver's host and pid; a lock left by a driver that died
-    (kill -9, a lost head node) is stale once that pid is gone on that host. A
-    driver on another host cannot be seen from here.
-    """
-    import json
-    import os
-    import socket
-
-    from search.results import filesystem, write_atomic
-
-    _refuse_if_driven(sweep_path)
-    write_atomic(f"{sweep_path}/{LOCK_FILE}",
-                 json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
-    try:
-        yield
-    finally:
-        fs, path = filesystem(f"{sweep_path}/{LOCK_FILE}")
-        fs.delete_file(path)
-
-
 def _refuse_if_driven(sweep_path: str) -> None:
-    import json
-    import socket
+    from search.status import lock_alive, read_lock
 
-    from search.results import read_text
-
-    text = read_text(f"{sweep_path}/{LOCK_FILE}")
-    if text is None:
-        return
-    try:
-        other = json.loads(text)
-    except ValueError:  # a lock cut short: its driver died while writing it
-        return
-    if other.get("host") == socket.gethostname() and _alive(other.get("pid")):
-        raise UsageError(f"another driver (pid {other['pid']}) is running the sweep at "
-                         f"{sweep_path}; wait for it to end or stop it, then resume")
-
-
-LOCK_FILE = "xstilts-driver.lock"
-
-
-def _alive(pid) -> bool:
-    import os
-
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, TypeError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
+    other = read_lock(sweep_path)
+    if other is not None and lock_alive(other):
+        raise UsageError(f"another driver (pid {other.get('pid')} on {other.get('host')}) is "
+                         f"running the sweep at {sweep_path}; wait for it to end or stop it, "
+                         "then resume")
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
@@ -498,6 +475,23 @@ def _cmd_effects(args: argparse.Namespace) -> int:
         print("  (fewer than two finished trials)")
     for name, share in (shares or {}).items():
         print(f"  {name:<28}{share:.3f}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from search.results import ResultsError
+    from search.status import format_status, sweep_status
+
+    try:
+        status = sweep_status(_storage_path(args.sweep))
+    except ResultsError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        import json
+
+        print(json.dumps(status, indent=1, default=_plain))
+    else:
+        print(format_status(status))
     return 0
 
 

@@ -179,8 +179,45 @@ def _snapshot_period(sweep: SweepConfig) -> str:
     return "auto" if sweep.trainable == "surrogate" else str(MODEL_SNAPSHOT_S)
 
 
-def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
+#: experiment trackers ``run_sweep(log_to=...)`` takes: ``mlflow[:TRACKING_URI]``, ``wandb``
+TRACKERS = ("mlflow", "wandb")
+
+
+def tracker_callbacks(plan: SweepPlan, log_to: list[str]) -> list:
+    """Ray Tune's own logger callbacks for ``log_to``, one run per trial with its config and
+    every metric it reports: ``mlflow`` (default tracking URI: an SQLite store,
+    ``sqlite:///STORAGE/NAME/mlflow.db``, for a local sweep: MLflow 3 keeps its file store in
+    maintenance mode; else ``MLFLOW_TRACKING_URI`` or MLflow's default), ``mlflow:URI``, ``wandb`` (offline unless
+    ``WANDB_MODE`` says otherwise; project = the sweep's name). ValueError names an unknown
+    one."""
+    out = []
+    for item in log_to:
+        kind, _, uri = item.partition(":")
+        if kind == "mlflow":
+            from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+            if not uri and "://" not in plan.path:
+                uri = f"sqlite:///{os.path.abspath(plan.path)}/mlflow.db"
+            out.append(MLflowLoggerCallback(tracking_uri=uri or None, experiment_name=plan.name,
+                                            tags={"xstilts.sweep": plan.path}))
+        elif kind == "wandb" and not uri:
+            from ray.air.integrations.wandb import WandbLoggerCallback
+
+            os.environ.setdefault("WANDB_MODE", "offline")
+            out.append(WandbLoggerCallback(project=plan.name, log_config=True))
+        else:
+            raise ValueError(f"--log-to {item!r} is unknown; use mlflow, mlflow:TRACKING_URI or "
+                             "wandb")
+    return out
+
+
+def run_sweep(plan: SweepPlan, *, resume: bool = False,
+              log_to: list[str] | None = None) -> SweepOutcome:
     """Run the sweep at ``plan.path`` until its trial budget is spent.
+
+    ``log_to``: experiment trackers (``tracker_callbacks``), kept by a resume with the rest
+    of Tune's run config. While it runs, the sweep's driver lock names this process and beats every 30 s
+    (``search.status``); a second driver is refused with ``DrivenError``.
 
     ``resume``: continue a sweep whose driver died. Tune restores its trials, the
     scheduler and the Optuna study from its last snapshot; trials that the results
@@ -188,6 +225,14 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
     from their last Train checkpoint.
     """
     check_storage(plan.storage)
+    from search.status import driver_lock
+
+    trackers = tracker_callbacks(plan, log_to or [])  # a bad name fails before anything runs
+    with driver_lock(plan.path):  # one driver per sweep; its heartbeat for `xstilts status`
+        return _run(plan, resume, trackers)
+
+
+def _run(plan: SweepPlan, resume: bool, trackers: list) -> SweepOutcome:
     os.environ[SNAPSHOT_ENV] = _snapshot_period(plan.sweep)
     # Tune's per-trial logs (CSV, TensorBoard, JSON) repeat what the results tables hold:
     # the CSV and TensorBoard ones fsync on every report (ray#23451), and every file in
@@ -232,7 +277,7 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False) -> SweepOutcome:
                                         trial_dirname_creator=_trial_dirname),
             run_config=tune.RunConfig(
                 name=TUNE_DIR, storage_path=path, storage_filesystem=fs,
-                callbacks=[writer],
+                callbacks=[writer, *trackers],
                 verbose=int(os.environ.get("XSTILTS_TUNE_VERBOSE", "0")),
                 # transient faults (OOM, a lost node) retry from the trial's checkpoint
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
