@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also log every trial (config and metrics, one run each) through Ray "
                         "Tune's callbacks: mlflow (an SQLite store, STORAGE/NAME/mlflow.db), "
                         "mlflow:TRACKING_URI, or wandb (offline mode); repeatable")
+    r.add_argument("--verbose", action="store_true",
+                   help="show Ray's, Tune's and the trials' own output too (by default it goes "
+                        "to STORAGE/NAME/logs/)")
     r.add_argument("-k", type=int, default=5, help="rows of the final best-configs table")
     r.set_defaults(func=_cmd_run)
 
@@ -88,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="raise the sweep's trial budget to N (extend a finished or "
                          "interrupted sweep: N minus the recorded trials run, the sampler "
                          "keeps everything it learned)")
+    rs.add_argument("--verbose", action="store_true",
+                    help="show Ray's, Tune's and the trials' own output too")
     rs.add_argument("-k", type=int, default=5, help="rows of the final best-configs table")
     rs.set_defaults(func=_cmd_resume)
 
@@ -302,7 +307,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"{exc}" if isinstance(exc, ValueError) else
                          f"--log-to needs its tracker's package ({exc}); install the extra: "
                          "pip install 'xstilts[mlflow]' (or wandb)") from None
-    return _launch(plan, resume=False, k=args.k, log_to=args.log_to)
+    return _launch(plan, resume=False, k=args.k, log_to=args.log_to, verbose=args.verbose)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -341,7 +346,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         raise_budget(plan.path, plan.sweep.trials)
     print(f"xstilts: resuming sweep {plan.path}: budget {plan.sweep.trials} trials"
           f"{' (raised)' if raised else ''}", flush=True)
-    return _launch(plan, resume=True, k=args.k)
+    recorded = tables["trials"].num_rows if tables["trials"] is not None else 0
+    return _launch(plan, resume=True, k=args.k, verbose=args.verbose, recorded=recorded)
 
 
 def _extended(plan, trials: int):
@@ -360,18 +366,21 @@ def _extended(plan, trials: int):
     return replace(plan, sweep=plan.sweep.replace(trials=trials))
 
 
-def _launch(plan, *, resume: bool, k: int, log_to: Sequence[str] = ()) -> int:
+def _launch(plan, *, resume: bool, k: int, log_to: Sequence[str] = (), verbose: bool = False,
+            recorded: int = 0) -> int:
+    from search.console import quiet_driver
     from search.local_ray import ensure_ray
     from search.query import best, load_sweep
     from search.results import ResultsError
-    from search.sweep import run_sweep
-
     from search.status import DrivenError
+    from search.sweep import run_sweep
 
     logging.getLogger("xstilts").setLevel(logging.INFO)
     try:
-        ensure_ray()
-        run_sweep(plan, resume=resume, log_to=list(log_to))
+        with quiet_driver(plan.path, plan.sweep.trials, recorded=recorded,
+                          verbose=verbose) as (console, _):
+            ensure_ray()
+            run_sweep(plan, resume=resume, log_to=list(log_to), console=console)
     except DrivenError as exc:  # another driver holds the sweep (nothing was started)
         raise UsageError(str(exc)) from None
     try:

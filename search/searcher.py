@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from typing import Any
 
 import optuna
@@ -98,9 +99,11 @@ def make_searcher(sweep: SweepConfig, objective_ece: str = "raw",
     else:
         # multivariate + group: conditional parameters (weights of included tasks) are
         # modelled jointly; constant_liar keeps parallel workers from proposing the same point
-        sampler = optuna.samplers.TPESampler(
-            seed=sweep.seed, n_startup_trials=sweep.startup_trials, multivariate=True,
-            group=True, constant_liar=True)  # (no independent-sampling warning since 4.9)
+        with warnings.catch_warnings():  # group= is experimental in Optuna: chosen, known
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(
+                seed=sweep.seed, n_startup_trials=sweep.startup_trials, multivariate=True,
+                group=True, constant_liar=True)  # (no independent-sampling warning since 4.9)
     # a designed sweep's arms x seeds, enqueued in order (the sampler fills in nothing the
     # designed space leaves open)
     # (or the trials the similarity priors put first)

@@ -16,6 +16,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 
+from search.console import Console
 from search.results import ResultsWriter, filesystem
 from search.searcher import BudgetedSearch, PruningOptunaSearch, make_searcher
 from search.trainable import surrogate_trial, trial_resources, tune_trial
@@ -211,12 +212,12 @@ def tracker_callbacks(plan: SweepPlan, log_to: list[str]) -> list:
     return out
 
 
-def run_sweep(plan: SweepPlan, *, resume: bool = False,
-              log_to: list[str] | None = None) -> SweepOutcome:
+def run_sweep(plan: SweepPlan, *, resume: bool = False, log_to: list[str] | None = None,
+              console: tune.Callback | None = None) -> SweepOutcome:
     """Run the sweep at ``plan.path`` until its trial budget is spent.
 
     ``log_to``: experiment trackers (``tracker_callbacks``), kept by a resume with the rest
-    of Tune's run config. While it runs, the sweep's driver lock names this process and beats every 30 s
+    of Tune's run config. ``console``: the driver's live view (``search.console``). While it runs, the sweep's driver lock names this process and beats every 30 s
     (``search.status``); a second driver is refused with ``DrivenError``.
 
     ``resume``: continue a sweep whose driver died. Tune restores its trials, the
@@ -229,10 +230,10 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False,
 
     trackers = tracker_callbacks(plan, log_to or [])  # a bad name fails before anything runs
     with driver_lock(plan.path):  # one driver per sweep; its heartbeat for `xstilts status`
-        return _run(plan, resume, trackers)
+        return _run(plan, resume, [*trackers, *([console] if console else [])])
 
 
-def _run(plan: SweepPlan, resume: bool, trackers: list) -> SweepOutcome:
+def _run(plan: SweepPlan, resume: bool, extra: list) -> SweepOutcome:
     os.environ[SNAPSHOT_ENV] = _snapshot_period(plan.sweep)
     # Tune's per-trial logs (CSV, TensorBoard, JSON) repeat what the results tables hold:
     # the CSV and TensorBoard ones fsync on every report (ray#23451), and every file in
@@ -253,7 +254,12 @@ def _run(plan: SweepPlan, resume: bool, trackers: list) -> SweepOutcome:
                                    resume_unfinished=True, resume_errored=False,
                                    restart_errored=False, storage_filesystem=fs)
         _set_budget(tuner, plan.sweep.trials)
-        for cb in tuner._local_tuner.get_run_config().callbacks or []:
+        run_config = tuner._local_tuner.get_run_config()
+        # the previous driver's console is a dead one; this driver's (if any) takes its place
+        run_config.callbacks = [cb for cb in run_config.callbacks or []
+                                if not isinstance(cb, Console)] + \
+            [cb for cb in extra if isinstance(cb, Console)]
+        for cb in run_config.callbacks:
             if isinstance(cb, ResultsWriter):  # the sweep folder may have moved since
                 cb.sweep_path = plan.path
         optuna_search = _inner_searcher(tuner)
@@ -277,7 +283,7 @@ def _run(plan: SweepPlan, resume: bool, trackers: list) -> SweepOutcome:
                                         trial_dirname_creator=_trial_dirname),
             run_config=tune.RunConfig(
                 name=TUNE_DIR, storage_path=path, storage_filesystem=fs,
-                callbacks=[writer, *trackers],
+                callbacks=[writer, *extra],
                 verbose=int(os.environ.get("XSTILTS_TUNE_VERBOSE", "0")),
                 # transient faults (OOM, a lost node) retry from the trial's checkpoint
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
