@@ -3,7 +3,7 @@
 By default the driver's own stdout and stderr (file descriptors 1 and 2: Ray's start-up
 lines, Tune's, every worker's output Ray forwards, C++ log lines, library warnings) go
 to a log file in the sweep folder (``STORAGE/NAME/logs/driver-TIME.log``; a remote
-sweep's to ``./xstilts-logs/NAME/``), through a pipe that a thread copies into the file
+sweep's to a local temporary folder, copied there when the driver ends), through a pipe that a thread copies into the file
 (a full disk loses log lines, never the sweep), and the console keeps only what ``Console``
 writes to the terminal the command was started from:
 
@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import sys
+import tempfile
 import threading
 import time
 from typing import Any, Iterator, TextIO
@@ -159,13 +160,26 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _remote(sweep_path: str) -> bool:
+    return "://" in sweep_path and not sweep_path.startswith("file://")
+
+
 def logs_dir(sweep_path: str) -> str:
-    """Where the driver's log goes: the sweep folder's ``logs/`` for a local sweep, else
-    ``./xstilts-logs/NAME`` (a log file is appended to as it is written, which object
-    stores do not do)."""
-    if "://" in sweep_path and not sweep_path.startswith("file://"):
-        return os.path.join("xstilts-logs", sweep_path.rstrip("/").rsplit("/", 1)[-1])
+    """Where the driver's log is written: the sweep folder's ``logs/`` for a local sweep,
+    else a local temporary folder (a log file grows line by line, which object stores do
+    not do), copied to the sweep's ``logs/`` when the driver ends."""
+    if _remote(sweep_path):
+        name = sweep_path.rstrip("/").rsplit("/", 1)[-1]
+        return os.path.join(tempfile.gettempdir(), "xstilts-logs", name)
     return os.path.join(sweep_path.removeprefix("file://"), "logs")
+
+
+def _upload(path: str, sweep_path: str) -> None:
+    """A remote sweep's driver log, copied to ``STORAGE/NAME/logs/`` (what is there now)."""
+    from search.tables import write_atomic
+
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        write_atomic(f"{sweep_path.rstrip('/')}/logs/{os.path.basename(path)}", f.read())
 
 
 def _drain(read: int, path: str) -> None:
@@ -217,6 +231,8 @@ def quiet_driver(sweep_path: str, budget: int, *, recorded: int = 0,
         yield console, terminal
     finally:
         console.close()
+        if path is not None and _remote(sweep_path):
+            _upload(path, sweep_path)
         logger.removeHandler(handler)
         logger.propagate = propagate
         sys.stdout.flush()
