@@ -1,7 +1,7 @@
 """Do similarity priors save trials? With and without ``search.priors: similarity``.
 
     python benchmarks/priors.py surrogate [--seeds 10] [--noise 0 0.02 0.05] [--margin 0.01]
-    python benchmarks/priors.py demo [--seeds 0 1 2] [--trials 10] [--margin 0.02]
+    python benchmarks/priors.py demo [--seeds 0 1 2] [--trials 10] [--margin 0.02] [--reuse DIR]
 
 ``surrogate``: the paper-base space (nine intermediate tasks) scored by the surrogate
 trial (``trainables.surrogate``, optimum known), searched by the sampler exactly as a
@@ -13,8 +13,9 @@ trials until the best score is within ``--margin`` of the optimum; medians over 
 
 ``demo``: real demo sweeps (Ray Tune + Optuna + ASHA over Ray Train trials of the tiny
 model) per seed, without and with priors (the similarity estimates computed first, their
-time counted): trials and trial-seconds until a finished trial is within ``--margin`` of
-the best objective any of the runs found.
+time counted): finished trials and trial-seconds until a finished trial is within
+``--margin`` of the best objective any run's finished trials reached (ASHA-stopped
+trials, whose scores are truncated, count neither way).
 """
 
 from __future__ import annotations
@@ -87,9 +88,10 @@ def cmd_demo(args) -> None:
     from search.similarity import read_similarity
     from search.sweep import SweepPlan, run_sweep
 
-    ensure_ray()
     preset = load_preset("demo")
-    storage = tempfile.mkdtemp(prefix="xstilts-priors-")
+    storage = args.reuse or tempfile.mkdtemp(prefix="xstilts-priors-")
+    if not args.reuse:
+        ensure_ray()
     runs = []
     for seed in args.seeds:
         for priors in ("none", "similarity"):
@@ -98,22 +100,29 @@ def cmd_demo(args) -> None:
             plan = SweepPlan(storage=storage, name=f"{priors}-{seed}",
                              base=preset.trial_config(), sweep=preset.sweep_config(**changes))
             t0 = time.perf_counter()
-            run_sweep(plan)
+            if not args.reuse:
+                run_sweep(plan)
             wall = time.perf_counter() - t0
             trials = load_sweep(plan.path).trials.sort_values("finished_at")
             sim = read_similarity(plan.path)
             runs.append({"seed": seed, "priors": priors, "trials": trials, "wall": wall,
                          "similarity_s": float(sim["seconds"].sum()) if sim is not None else 0.0})
-            print(f"seed {seed} priors {priors}: {len(trials)} trials in {wall:.0f} s", flush=True)
+            print(f"seed {seed} priors {priors}: {len(trials)} trials in {wall:.0f} s "
+                  f"({plan.path})", flush=True)
+    # finished trials only: a trial ASHA stopped reports a truncated score (a probe's)
+    # (every trial's seconds count towards the cost, stopped ones too)
+    for r in runs:
+        every = r["trials"].reset_index(drop=True)
+        r["cost"] = every["wall_seconds"].fillna(0).cumsum() + r["similarity_s"]
+        r["trials"] = every[every["status"] == "finished"]
     best = max(r["trials"]["objective"].max() for r in runs)
     print(f"\ndemo: best objective over all runs {best:.4f}; margin {args.margin}")
     reached: dict[str, list] = {"none": [], "similarity": []}
     for r in runs:
-        t = r["trials"].reset_index(drop=True)
-        seconds = t["wall_seconds"].fillna(0).cumsum() + r["similarity_s"]
-        hit = t.index[(t["status"] == "finished") & (t["objective"] >= best - args.margin)]
-        n = int(hit[0]) + 1 if len(hit) else None
-        s = float(seconds.iloc[hit[0]]) if len(hit) else None
+        t = r["trials"]
+        hit = t.index[t["objective"] >= best - args.margin]
+        n = int(list(t.index).index(hit[0])) + 1 if len(hit) else None
+        s = float(r["cost"].loc[hit[0]]) if len(hit) else None
         reached[r["priors"]].append((n, s))
         top = t.loc[t["objective"].idxmax()]
         print(f"  seed {r['seed']} priors {r['priors']:<10} within margin at trial {n} "
@@ -121,9 +130,13 @@ def cmd_demo(args) -> None:
               f"similarity); best {top['objective']:.4f} "
               f"{'+'.join(top['config/intermediate_tasks'])}")
     for priors, hits in reached.items():
-        ns = [n if n is not None else len(runs[0]["trials"]) + 1 for n, _ in hits]
-        print(f"  priors {priors:<10} median trials to the margin {statistics.median(ns)} "
-              f"(per seed {ns})")
+        ns = [n for n, _ in hits]
+        reached_n = [n for n in ns if n is not None]
+        secs = [s for _, s in hits if s is not None]
+        print(f"  priors {priors:<10} reached the margin in {len(reached_n)} of {len(ns)} seeds; "
+              f"finished trials to it per seed {ns}; median "
+              f"{statistics.median(reached_n) if reached_n else '-'}; median trial-seconds "
+              f"{statistics.median(secs) if secs else float('nan'):.0f}")
 
 
 def main() -> None:
@@ -140,6 +153,8 @@ def main() -> None:
     d.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     d.add_argument("--trials", type=int, default=None)
     d.add_argument("--margin", type=float, default=0.02)
+    d.add_argument("--reuse", default=None, metavar="DIR",
+                   help="read the sweeps an earlier run left in DIR instead of running them")
     d.set_defaults(func=cmd_demo)
     args = p.parse_args()
     args.func(args)
