@@ -30,7 +30,7 @@ from typing import Any, Iterator, TextIO
 
 from ray import tune
 
-from spaces.objective import BUDGET_KEY, SCORE_KEY
+from spaces.objective import BUDGET_KEY, DONE_KEY, SCORE_KEY
 
 #: seconds between redraws of the live block on a terminal
 REDRAW_S = 1.0
@@ -84,7 +84,8 @@ class Console(tune.Callback):
     def _ended(self, trial) -> None:
         row = self.running.pop(trial.trial_id, {})
         self.done_here += 1
-        score = (trial.last_result or {}).get(SCORE_KEY, row.get("score"))
+        last = trial.last_result or {}
+        score = last.get(SCORE_KEY) if last.get(DONE_KEY) else None  # not a stopped trial's
         if isinstance(score, (int, float)) and (self.best is None or score > self.best[0]):
             self.best = (float(score), trial.trial_id)
         if not self.live:

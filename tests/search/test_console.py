@@ -53,8 +53,9 @@ def test_the_demo_prints_its_progress_and_nothing_of_rays(no_ray_here, tmp_path)
 
 
 class _Trial:
-    def __init__(self, trial_id, score=None):
-        self.trial_id, self.last_result = trial_id, {"score": score} if score else {}
+    def __init__(self, trial_id, score=None, finished=True):
+        self.trial_id = trial_id
+        self.last_result = {"score": score, "finished": finished} if score else {}
 
 
 def test_on_a_terminal_the_running_trials_are_redrawn_in_place(tmp_path):
@@ -69,9 +70,13 @@ def test_on_a_terminal_the_running_trials_are_redrawn_in_place(tmp_path):
                                                       "score": 0.45})
         console.line("trial a finished: score 0.45")
         console.on_trial_complete(0, [], _Trial("a", 0.45))
+        console.on_trial_start(0, [], _Trial("b"))
+        console.on_trial_complete(0, [], _Trial("b", 0.9, finished=False))  # stopped by ASHA
         console.close()
     text = out.read_text()
     assert "\x1b[" in text  # the block was cleared and drawn again, not appended
     assert "a          target       step     160  score 0.4500  9000 tok/s" in text
     assert "xstilts: trial a finished: score 0.45\n" in text
     assert "1 of 4 done, 0 running, 3 left; best 0.4500 (a)" in text
+    assert "2 of 4 done, 0 running, 2 left; best 0.4500 (a)" in text  # a stopped trial's
+    assert "best 0.9000" not in text  # truncated score is not a result
