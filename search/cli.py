@@ -379,8 +379,15 @@ def _launch(plan, *, resume: bool, k: int, log_to: Sequence[str] = (), verbose: 
     try:
         with quiet_driver(plan.path, plan.sweep.trials, recorded=recorded,
                           verbose=verbose) as (console, _):
+            import ray
+
+            started = not ray.is_initialized()
             ensure_ray()
-            run_sweep(plan, resume=resume, log_to=list(log_to), console=console)
+            try:
+                run_sweep(plan, resume=resume, log_to=list(log_to), console=console)
+            finally:
+                if started:  # the Ray this command started, and its last forwarded lines,
+                    ray.shutdown()  # end while they still go to the log
     except DrivenError as exc:  # another driver holds the sweep (nothing was started)
         raise UsageError(str(exc)) from None
     try:
