@@ -401,13 +401,12 @@ def _launch(plan, *, resume: bool, k: int, log_to: Sequence[str] = (), verbose: 
 
 
 def _refuse_if_driven(sweep_path: str) -> None:
-    from search.status import lock_alive, read_lock
+    from search.status import DrivenError, refuse_if_driven
 
-    other = read_lock(sweep_path)
-    if other is not None and lock_alive(other):
-        raise UsageError(f"another driver (pid {other.get('pid')} on {other.get('host')}) is "
-                         f"running the sweep at {sweep_path}; wait for it to end or stop it, "
-                         "then resume")
+    try:
+        refuse_if_driven(sweep_path)
+    except DrivenError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _cmd_query(args: argparse.Namespace) -> int:

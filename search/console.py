@@ -82,7 +82,7 @@ class Console(tune.Callback):
             self._draw()
 
     def _ended(self, trial) -> None:
-        row = self.running.pop(trial.trial_id, {})
+        self.running.pop(trial.trial_id, None)
         self.done_here += 1
         last = trial.last_result or {}
         score = last.get(SCORE_KEY) if last.get(DONE_KEY) else None  # not a stopped trial's

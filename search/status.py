@@ -69,16 +69,21 @@ def lock_alive(lock: dict[str, Any], *, now: float | None = None) -> bool:
         "heartbeat_s", HEARTBEAT_S)
 
 
-@contextlib.contextmanager
-def driver_lock(sweep_path: str, *, heartbeat_s: float = HEARTBEAT_S) -> Iterator[None]:
-    """One driver per sweep: ``DrivenError`` while another lives; the lock names this
-    driver's host and pid, and a thread rewrites it every ``heartbeat_s`` seconds with the
-    time (``sweep_status`` reads it from anywhere); removed when the driver ends."""
+def refuse_if_driven(sweep_path: str) -> None:
+    """``DrivenError`` while another driver's lock on the sweep is alive (``lock_alive``)."""
     other = read_lock(sweep_path)
     if other is not None and lock_alive(other):
         raise DrivenError(f"another driver (pid {other.get('pid')} on {other.get('host')}) is "
                           f"running the sweep at {sweep_path}; wait for it to end or stop it, "
                           "then resume")
+
+
+@contextlib.contextmanager
+def driver_lock(sweep_path: str, *, heartbeat_s: float = HEARTBEAT_S) -> Iterator[None]:
+    """One driver per sweep: ``DrivenError`` while another lives; the lock names this
+    driver's host and pid, and a thread rewrites it every ``heartbeat_s`` seconds with the
+    time (``sweep_status`` reads it from anywhere); removed when the driver ends."""
+    refuse_if_driven(sweep_path)
     path = f"{sweep_path}/{LOCK_FILE}"
     body = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
             "heartbeat_s": heartbeat_s}

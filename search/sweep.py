@@ -97,23 +97,29 @@ MANIFEST_VERSION = 1
 
 def write_manifest(plan: SweepPlan) -> None:
     """What ``resume`` needs to rebuild the plan, written once before the first trial."""
-    from search.results import versions, write_atomic
+    from search.results import versions
 
     body = {"xstilts.manifest": MANIFEST_VERSION, "name": plan.name,
             "base": plan.base.to_dict(), "sweep": plan.sweep.to_dict(),
             "versions": json.loads(versions())}
-    write_atomic(f"{plan.path}/{MANIFEST}", json.dumps(body, indent=1, sort_keys=True).encode())
+    _write_manifest_body(plan.path, body)
+
+
+def _write_manifest_body(sweep_path: str, body: dict) -> None:
+    from search.results import write_atomic
+
+    write_atomic(f"{sweep_path.rstrip('/')}/{MANIFEST}",
+                 json.dumps(body, indent=1, sort_keys=True).encode())
 
 
 def raise_budget(sweep_path: str, trials: int) -> None:
     """Rewrite the manifest's trial budget (``xstilts resume --trials``), everything else in
     it (the versions that started the sweep included) as it was."""
-    from search.results import read_text, write_atomic
+    from search.results import read_text
 
-    manifest = f"{sweep_path.rstrip('/')}/{MANIFEST}"
-    body = json.loads(read_text(manifest) or "{}")
+    body = json.loads(read_text(f"{sweep_path.rstrip('/')}/{MANIFEST}") or "{}")
     body["sweep"]["trials"] = trials
-    write_atomic(manifest, json.dumps(body, indent=1, sort_keys=True).encode())
+    _write_manifest_body(sweep_path, body)
 
 
 def load_plan(sweep_path: str) -> SweepPlan:
@@ -180,16 +186,12 @@ def _snapshot_period(sweep: SweepConfig) -> str:
     return "auto" if sweep.trainable == "surrogate" else str(MODEL_SNAPSHOT_S)
 
 
-#: experiment trackers ``run_sweep(log_to=...)`` takes: ``mlflow[:TRACKING_URI]``, ``wandb``
-TRACKERS = ("mlflow", "wandb")
-
-
 def tracker_callbacks(plan: SweepPlan, log_to: list[str]) -> list:
     """Ray Tune's own logger callbacks for ``log_to``, one run per trial with its config and
     every metric it reports: ``mlflow`` (default tracking URI: an SQLite store,
     ``sqlite:///STORAGE/NAME/mlflow.db``, for a local sweep: MLflow 3 keeps its file store in
-    maintenance mode; else ``MLFLOW_TRACKING_URI`` or MLflow's default), ``mlflow:URI``, ``wandb`` (offline unless
-    ``WANDB_MODE`` says otherwise; project = the sweep's name). ValueError names an unknown
+    maintenance mode; else ``MLFLOW_TRACKING_URI`` or MLflow's default), ``mlflow:URI``,
+    ``wandb`` (offline unless ``WANDB_MODE`` says otherwise; project = the sweep's name). ValueError names an unknown
     one."""
     out = []
     for item in log_to:
@@ -217,7 +219,8 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False, log_to: list[str] | None
     """Run the sweep at ``plan.path`` until its trial budget is spent.
 
     ``log_to``: experiment trackers (``tracker_callbacks``), kept by a resume with the rest
-    of Tune's run config. ``console``: the driver's live view (``search.console``). While it runs, the sweep's driver lock names this process and beats every 30 s
+    of Tune's run config. ``console``: the driver's live view (``search.console``). While
+    it runs, the sweep's driver lock names this process and beats every 30 s
     (``search.status``); a second driver is refused with ``DrivenError``.
 
     ``resume``: continue a sweep whose driver died. Tune restores its trials, the
