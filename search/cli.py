@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--trials", type=int, default=None, help="trial budget (default: the preset's)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a trial-config key, or a sweep key as search.KEY=VALUE")
+    r.add_argument("--warm-start", action="append", default=[], metavar="STORAGE/OTHER",
+                   help="seed the sampler with an earlier sweep's finished trials that fit this "
+                        "space, and reuse its results for configs it finished (repeatable)")
     r.add_argument("--log-to", action="append", default=[], metavar="TRACKER",
                    help="also log every trial (config and metrics, one run each) through Ray "
                         "Tune's callbacks: mlflow (an SQLite store, STORAGE/NAME/mlflow.db), "
@@ -285,7 +288,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sweep_changes["trials"] = args.trials
     plan = SweepPlan(storage=_storage_path(args.storage), name=args.name or preset.name,
                      base=preset.trial_config(trial_sets),
-                     sweep=preset.sweep_config(trial_sets, **sweep_changes))
+                     sweep=preset.sweep_config(trial_sets, **sweep_changes),
+                     warm_start=tuple(_storage_path(p).rstrip("/") for p in args.warm_start))
     if plan.sweep.trainable == "model":  # surrogate trials load no data and no model
         _preflight([plan.base.target, *plan.sweep.space.tasks], plan.sweep.space.model_sizes)
     _check_storage(plan.storage)
@@ -297,6 +301,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"a sweep already exists at {plan.path}; its results are kept as they "
                          f"are. To continue it: xstilts resume {plan.path}   To start another: "
                          "choose a new --name")
+    if plan.warm_start:  # an earlier sweep that does not compare stops here, before anything
+        from search.study import warm_start
+
+        warm_start(plan)
     print(f"xstilts: sweep {plan.path}: {plan.sweep.trials} trials, {plan.sweep.concurrency} at a "
           f"time, {plan.sweep.sampler} sampler, mode {plan.sweep.mode}", flush=True)
     from search.sweep import tracker_callbacks

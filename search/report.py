@@ -11,14 +11,7 @@ study, and the numbers of its progress, cost and languages.
     >>> study_from_sweep(sweep)          # an in-memory optuna.Study of the sweep's trials
     >>> export_optuna("xstilts-runs/demo", "sqlite:///demo.db")   # for optuna-dashboard
 
-The study is rebuilt from the Parquet rows: each trial's parameters are found by
-replaying the space (``spaces.space.define_space``) against its config, so they
-carry the names and distributions the sweep's sampler used. Finished trials are
-COMPLETE with their objective (or accuracy and ECE in a multi-objective sweep),
-trials ASHA stopped are PRUNED with their intermediate values keyed by budget
-(as ``search.searcher`` told Optuna) and, as ``Study.tell`` gives a pruned trial,
-the last of them as value; failed ones FAIL. All of it reads the
-sweep's tables only, so it works on a sweep that is still running.
+The study (``search.study``) is rebuilt from the Parquet rows.
 """
 
 from __future__ import annotations
@@ -30,15 +23,12 @@ from typing import Any, Sequence
 import numpy as np
 import optuna
 import pandas as pd
-from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
-                                  IntDistribution)
 from optuna.trial import TrialState
 
 from search.query import Sweep, best, load_sweep
-from search.results import ResultsError, config_from_row
-from spaces.config import TrialConfig
-from spaces.objective import OBJECTIVE_ECE
-from spaces.space import SpaceSpec, define_space
+from search.results import ResultsError
+from search.study import export_optuna, study_from_sweep, sweep_plan as _plan  # noqa: F401 - API
+from spaces.space import SpaceSpec
 
 #: the columns whose effects ``task_effects`` measures by default
 EFFECT_METRICS = ("objective", "zs_accuracy", "zs_ece")
@@ -46,9 +36,6 @@ EFFECT_METRICS = ("objective", "zs_accuracy", "zs_ece")
 LANGUAGE_METRICS = ("accuracy", "ece")
 #: which way each of them is better
 BETTER = {"objective": "max", "zs_accuracy": "max", "zs_ece": "min", "zs_ece_ts": "min"}
-#: a trial's status in the trials table -> its state in the rebuilt study
-STATES = {"finished": TrialState.COMPLETE, "duplicate": TrialState.COMPLETE,
-          "stopped": TrialState.PRUNED, "error": TrialState.FAIL}
 
 
 def _sweep(sweep: Sweep | str) -> Sweep:
@@ -174,6 +161,11 @@ def _resampled_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) 
     return np.concatenate(out)
 
 
+def _spec(sweep: Sweep) -> SpaceSpec | None:
+    plan = _plan(sweep)
+    return plan.sweep.space if plan is not None else None
+
+
 def _tasks(sweep: Sweep, done: pd.DataFrame) -> list[str]:
     """The space's tasks in its order, where the sweep has a manifest; else those seen."""
     spec = _spec(sweep)
@@ -183,138 +175,6 @@ def _tasks(sweep: Sweep, done: pd.DataFrame) -> list[str]:
     for ts in done.get("config/intermediate_tasks", []):
         seen.update(dict.fromkeys(ts))
     return sorted(seen)
-
-
-# -- the sweep as an Optuna study -------------------------------------------------------------
-class _Replay:
-    """An Optuna-trial stand-in for ``define_space``: it answers each question from a trial's
-    config and records the parameter with the distribution the sampler drew it from."""
-
-    def __init__(self, cfg: TrialConfig):
-        self.cfg = cfg
-        self.params: dict[str, Any] = {}
-        self.distributions: dict[str, BaseDistribution] = {}
-
-    def _answer(self, name: str, dist: BaseDistribution) -> Any:
-        if name.startswith("task/"):
-            value: Any = name.split("/", 1)[1] in self.cfg.intermediate_tasks
-        elif name.startswith("weight/"):
-            value = float(self.cfg.weights[name.split("/", 1)[1]])
-        else:
-            value = getattr(self.cfg, name)
-        self.params[name], self.distributions[name] = value, dist
-        return value
-
-    def suggest_categorical(self, name: str, choices: Any) -> Any:
-        return self._answer(name, CategoricalDistribution(list(choices)))
-
-    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float:
-        return self._answer(name, FloatDistribution(low, high, log=log))
-
-    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1) -> int:
-        return self._answer(name, IntDistribution(low, high, step=step))
-
-
-def _spec(sweep: Sweep) -> SpaceSpec | None:
-    plan = _plan(sweep)
-    return plan.sweep.space if plan is not None else None
-
-
-def _plan(sweep: Sweep):
-    """The sweep's plan from its manifest; None for tables without one (by hand, copied)."""
-    from search.sweep import load_plan
-
-    try:
-        return load_plan(sweep.path)
-    except FileNotFoundError:
-        return None
-
-
-def study_from_sweep(sweep: Sweep | str, *,
-                     storage: str | optuna.storages.BaseStorage | None = None,
-                     study_name: str | None = None) -> optuna.Study:
-    """The sweep's trials as an Optuna study (in memory unless ``storage`` is given), in the
-    order they were recorded, each with ``user_attrs`` trial_id, config_hash and status."""
-    directions, names, trials = _rebuild(_sweep(sweep))
-    study = optuna.create_study(storage=storage, study_name=study_name, directions=directions,
-                                load_if_exists=False)
-    with warnings.catch_warnings():  # experimental since Optuna 3.2, still so in 5.0
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(names)
-    study.add_trials(trials)
-    return study
-
-
-def _rebuild(sweep: Sweep) -> tuple[list[str], list[str], list[optuna.trial.FrozenTrial]]:
-    """Directions, metric names and frozen trials of a sweep's study."""
-    plan = _plan(sweep)
-    if plan is None:
-        raise ResultsError(f"{sweep.path} has no sweep manifest (xstilts-sweep.json), so its "
-                           "search space is unknown; give the STORAGE/NAME folder `xstilts run` "
-                           "created")
-    multi = plan.sweep.mode == "multi"
-    ece = OBJECTIVE_ECE[plan.base.objective_ece]  # a multi-objective sweep's second value
-    trials = sweep.trials
-    if len(trials):
-        trials = trials.sort_values("finished_at", kind="stable")
-    history = sweep.history
-    steps: dict[str, dict[int, float]] = {}
-    if len(history):
-        for tid, budget, value in zip(history["trial_id"], history["budget"], history["objective"]):
-            if value == value and value is not None:
-                steps.setdefault(tid, {})[int(budget)] = float(value)
-    frozen = []
-    for row in trials.to_dict("records"):
-        state = STATES.get(row["status"])
-        if state is None:
-            continue
-        replay = _Replay(TrialConfig.from_dict(config_from_row(row)))
-        define_space(replay, plan.sweep.space)
-        values = None
-        intermediate = {} if multi else dict(steps.get(row["trial_id"], {}))
-        if state == TrialState.COMPLETE:  # its last report is its value, not intermediate
-            intermediate.pop(row["budget"], None)
-            values = [row["zs_accuracy"], row[ece]] if multi else [row["objective"]]
-            if any(v is None or v != v for v in values):
-                state, values = TrialState.FAIL, None  # a finished row without its metrics
-        elif state == TrialState.PRUNED and intermediate:  # as Study.tell gives a pruned trial
-            values = [intermediate[max(intermediate)]]
-        frozen.append(optuna.trial.create_trial(
-            state=state, values=values, params=replay.params,
-            distributions=replay.distributions, intermediate_values=intermediate,
-            user_attrs={"trial_id": row["trial_id"], "config_hash": row["config_hash"],
-                        "status": row["status"]}))
-    if multi:
-        return ["maximize", "minimize"], ["zs_accuracy", ece], frozen
-    return ["maximize"], ["objective"], frozen
-
-
-def export_optuna(sweep: Sweep | str, url: str, *, study_name: str | None = None) -> optuna.Study:
-    """Write the sweep as a new study into the Optuna storage at ``url`` (e.g.
-    ``sqlite:///sweep.db``); the study is named after the sweep unless ``study_name`` is
-    given. An existing study of that name is left alone (an error says so); a failed export
-    leaves no study behind."""
-    sweep = _sweep(sweep)
-    name = study_name or sweep.path.rstrip("/").rsplit("/", 1)[-1]
-    directions, names, trials = _rebuild(sweep)  # every row checked before storage is touched
-    try:
-        storage = optuna.storages.get_storage(url)
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy's many errors for a URL it cannot use
-        raise ValueError(f"cannot open the Optuna storage {url!r} ({type(exc).__name__}: {exc}); "
-                         "give a URL such as sqlite:///sweep.db") from None
-    if name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
-        raise FileExistsError(f"{url} already holds a study named {name!r}; export under another "
-                              "name (--study-name) or into another storage")
-    study = optuna.create_study(storage=storage, study_name=name, directions=directions)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(names)
-        study.add_trials(trials)
-    except BaseException:
-        optuna.delete_study(study_name=name, storage=storage)
-        raise
-    return study
 
 
 def importances(sweep: Sweep | str, *,

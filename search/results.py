@@ -7,7 +7,11 @@ Layout under ``STORAGE/NAME/results/``:
   ``error``, ``duplicate_of``, ``objective``, ``zs_accuracy``, ``zs_ece``,
   ``zs_ece_ts``, ``budget``, ``target_step``, ``wall_seconds``, ``checkpoint_path``,
   ``finished_at``, ``versions`` (JSON), and the full trial config as
-  ``config/<key>`` columns (mappings as ``config/<key>/<name>``);
+  ``config/<key>`` columns (mappings as ``config/<key>/<name>``). ``duplicate_of``: for
+  a duplicate, the finished trial of this sweep with its config; for a finished trial
+  whose config an earlier sweep had finished (a warm start, ``search.study``), that trial
+  as ``STORAGE/OTHER#TRIAL_ID``: its result and per-language rows are recorded here,
+  nothing was trained;
 - ``languages.parquet``: long — ``trial_id``, ``task``, ``language``,
   ``metric``, ``value``;
 - ``history.parquet``: every report Tune saw — ``trial_id``, ``budget``,
@@ -42,7 +46,7 @@ from search.tables import (  # noqa: F401 - search.results is the results API
     _table, exists, filesystem, list_parts, parts_dir, read_table, read_text, results_dir,
     table_path, write_atomic, write_part, write_table)
 from spaces.config import TrialConfig
-from spaces.objective import ACCURACY_KEY, BUDGET_KEY, DONE_KEY, ECE_KEY, SCORE_KEY
+from spaces.objective import ACCURACY_KEY, BUDGET_KEY, DONE_KEY, ECE_KEY, OBJECTIVE_ECE, SCORE_KEY
 from spaces.space import SpaceSpec, trial_config
 from spaces.tasks import get_task
 from trainables.storage import StorageFullError, is_storage_full
@@ -105,13 +109,14 @@ def versions() -> str:
 
 # -- looking up a config or a trial -------------------------------------------------------
 METRIC_COLUMNS = {SCORE_KEY: "objective", ACCURACY_KEY: "zs_accuracy", ECE_KEY: "zs_ece",
-                  BUDGET_KEY: "budget"}
+                  OBJECTIVE_ECE["scaled"]: "zs_ece_ts", BUDGET_KEY: "budget"}
 _LOOKUP = ["trial_id", "config_hash", "status", "error", *METRIC_COLUMNS.values()]
 
 
 def reported_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
-    """What a trial recorded in ``row`` reported to Tune, so it can be reported again."""
-    out = {key: row[col] for key, col in METRIC_COLUMNS.items()}
+    """What a trial recorded in ``row`` reported to Tune, so it can be reported again (both
+    ECEs: a multi-objective sweep's second value may be either)."""
+    out = {key: row[col] for key, col in METRIC_COLUMNS.items() if row[col] is not None}
     return {**out, DONE_KEY: row["status"] == "finished", "trial_id": row["trial_id"]}
 
 
@@ -234,8 +239,14 @@ class ResultsWriter(tune.Callback):
             # recorded by the driver before a restart: the row and its details stand
             self.pending.pop(trial.trial_id, None)
             return
-        details = {} if error or result.get("duplicate_of") else \
-            read_details(self.sweep_path, trial.trial_id, result.get(BUDGET_KEY))
+        reused = result.get("reused_from")  # finished in an earlier sweep (a warm start)
+        if reused:
+            details = {**reused_details(reused, self.base.target),
+                       **{k: result.get(k) for k in ("zs_ece_ts", "target_step")}}
+        elif error or result.get("duplicate_of"):
+            details = {}
+        else:
+            details = read_details(self.sweep_path, trial.trial_id, result.get(BUDGET_KEY))
         config = trial_config(self.base, trial.config, self.spec)
         if error:
             status = "error"
@@ -247,7 +258,8 @@ class ResultsWriter(tune.Callback):
             status = "stopped"
         row = {
             "sweep": self.sweep, "trial_id": trial.trial_id, "config_hash": config.config_hash(),
-            "status": status, "error": error, "duplicate_of": result.get("duplicate_of") or None,
+            "status": status, "error": error,
+            "duplicate_of": reused or result.get("duplicate_of") or None,
             "objective": result.get(SCORE_KEY),
             "zs_accuracy": details.get(ACCURACY_KEY, result.get(ACCURACY_KEY)),
             "zs_ece": details.get(ECE_KEY, result.get(ECE_KEY)), "zs_ece_ts": details.get("zs_ece_ts"),
@@ -263,7 +275,7 @@ class ResultsWriter(tune.Callback):
         for h in self.pending.pop(trial.trial_id, []):
             if (h["trial_id"], h["budget"]) not in self.history_keys:
                 self.history_keys.add((h["trial_id"], h["budget"]))
-                if h["zs_accuracy"] is None and not result.get("duplicate_of"):
+                if h["zs_accuracy"] is None and not (result.get("duplicate_of") or reused):
                     # not sent to Tune (scalar mode): the terms are in that budget's details
                     d = details if h["budget"] == row["budget"] else \
                         read_details(self.sweep_path, trial.trial_id, h["budget"])
@@ -397,6 +409,26 @@ def read_details(sweep_path: str, trial_id: str, budget: Any) -> dict[str, Any]:
     if not isinstance(details, dict) or details.get(BUDGET_KEY) != budget:
         return {}
     return details
+
+
+def reused_details(ref: str, target: str) -> dict[str, Any]:
+    """The per-language metrics of the earlier sweep's trial ``ref`` (``STORAGE/OTHER#ID``)
+    of ``target`` as ``read_details`` gives them (``<lang>/<metric>``, and
+    ``<set>/<lang>/<metric>`` for an out-of-domain set), read from that sweep's languages
+    table: a reused trial's rows carry them as its own."""
+    source, _, trial_id = ref.rpartition("#")
+    try:
+        table = read_table(source, "languages")
+    except (OSError, ResultsError) as exc:
+        log.warning("per-language metrics of %s not copied: %s", ref, exc)
+        return {}
+    if table is None:
+        return {}
+    out: dict[str, Any] = {}
+    for r in table.filter(pc.equal(table["trial_id"], trial_id)).to_pylist():
+        key = f"{r['language']}/{r['metric']}"
+        out[key if r["task"] == target else f"{r['task']}/{key}"] = r["value"]
+    return out
 
 
 def _as_uri(path: str | None, sweep_path: str) -> str | None:

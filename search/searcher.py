@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import warnings
-from typing import Any
+from typing import Any, Sequence
 
 import optuna
 from ray.tune.search import SearchGenerator, Searcher
@@ -85,10 +85,14 @@ class BudgetedSearch(SearchGenerator):
 
 
 def make_searcher(sweep: SweepConfig, objective_ece: str = "raw",
-                  priors: list[dict[str, Any]] | None = None) -> PruningOptunaSearch:
+                  priors: list[dict[str, Any]] | None = None,
+                  earlier: Sequence[optuna.trial.FrozenTrial] = ()) -> PruningOptunaSearch:
     """The seeded sampler and the define-by-run space of a sweep; a multi-objective one
     minimises the ECE ``objective_ece`` names (``spaces.objective.OBJECTIVE_ECE``).
-    ``priors``: parameters of the first trials (``search.priors.prior_points``)."""
+    ``priors``: parameters of the first trials (``search.priors.prior_points``).
+    ``earlier``: finished trials of earlier sweeps (``search.study.warm_start``), added to
+    the study before its first suggestion: they count toward TPE's startup trials, and its
+    first suggestions are drawn from a model of them."""
     if sweep.mode == "multi":
         metric: Any = [ACCURACY_KEY, OBJECTIVE_ECE[objective_ece]]
         mode: Any = ["max", "min"]
@@ -108,8 +112,12 @@ def make_searcher(sweep: SweepConfig, objective_ece: str = "raw",
     # designed space leaves open)
     # (or the trials the similarity priors put first)
     points = design_points(sweep) if sweep.arms else priors or None
-    return PruningOptunaSearch(space=functools.partial(_space, spec=sweep.space), metric=metric,
-                               mode=mode, sampler=sampler, points_to_evaluate=points)
+    searcher = PruningOptunaSearch(space=functools.partial(_space, spec=sweep.space),
+                                   metric=metric, mode=mode, sampler=sampler,
+                                   points_to_evaluate=points)
+    if earlier:
+        searcher.study.add_trials(earlier)
+    return searcher
 
 
 def _space(trial: Any, spec: SpaceSpec) -> None:

@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import optuna
 import pyarrow.fs as pafs
@@ -19,6 +20,7 @@ from ray.tune.search import ConcurrencyLimiter
 from search.console import Console
 from search.results import ResultsWriter, filesystem
 from search.searcher import BudgetedSearch, PruningOptunaSearch, make_searcher
+from search.study import warm_start
 from search.trainable import surrogate_trial, trial_resources, tune_trial
 from trainables.storage import StorageFullError, fail_fast, is_storage_full, run_filesystem
 from trainables.surrogate import surrogate_longest
@@ -46,6 +48,9 @@ class SweepPlan:
     name: str
     base: TrialConfig
     sweep: SweepConfig
+    #: earlier sweeps (STORAGE/NAME) whose finished trials seed this one
+    #: (``search.study.warm_start``), kept in the manifest for ``resume``
+    warm_start: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = packing_problems(self.base, self.sweep)
@@ -102,6 +107,8 @@ def write_manifest(plan: SweepPlan) -> None:
     body = {"xstilts.manifest": MANIFEST_VERSION, "name": plan.name,
             "base": plan.base.to_dict(), "sweep": plan.sweep.to_dict(),
             "versions": json.loads(versions())}
+    if plan.warm_start:
+        body["warm_start"] = list(plan.warm_start)
     _write_manifest_body(plan.path, body)
 
 
@@ -124,9 +131,22 @@ def raise_budget(sweep_path: str, trials: int) -> None:
 
 def load_plan(sweep_path: str) -> SweepPlan:
     """The plan of an existing sweep at ``STORAGE/NAME``, from its manifest."""
+    sweep_path = sweep_path.rstrip("/")
+    body = _manifest(sweep_path)
+    storage, _, name = sweep_path.rpartition("/")
+    return SweepPlan(storage=storage, name=name, base=TrialConfig.from_dict(body["base"]),
+                     sweep=SweepConfig.from_dict(body["sweep"]),
+                     warm_start=tuple(body.get("warm_start", ())))
+
+
+def manifest_versions(sweep_path: str) -> dict:
+    """The package versions that started the sweep at ``sweep_path`` (its manifest's)."""
+    return dict(_manifest(sweep_path.rstrip("/")).get("versions") or {})
+
+
+def _manifest(sweep_path: str) -> dict:
     from search.results import exists, read_text
 
-    sweep_path = sweep_path.rstrip("/")
     manifest = f"{sweep_path}/{MANIFEST}"
     text = read_text(manifest)
     if text is None:
@@ -143,9 +163,7 @@ def load_plan(sweep_path: str) -> SweepPlan:
     if version > MANIFEST_VERSION:
         raise ConfigError([f"{manifest} was written by a newer xstilts (manifest version "
                            f"{version}, this one reads {MANIFEST_VERSION}); upgrade xstilts"])
-    storage, _, name = sweep_path.rpartition("/")
-    return SweepPlan(storage=storage, name=name, base=TrialConfig.from_dict(body["base"]),
-                     sweep=SweepConfig.from_dict(body["sweep"]))
+    return body
 
 
 #: Tune's experiment folder inside the sweep's: Tune re-uploads the *.json/*.pkl files at
@@ -244,7 +262,10 @@ def _run(plan: SweepPlan, resume: bool, extra: list) -> SweepOutcome:
     # most of a core). None is written.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     sweep = plan.sweep
-    trainable = _trainable(plan)
+    warm = warm_start(plan)
+    if warm.counts:
+        print(f"xstilts: warm start: {warm.summary()}", flush=True)
+    trainable = _trainable(plan, warm.finished)
     if plan.base.use_gpu:
         import ray
 
@@ -268,7 +289,8 @@ def _run(plan: SweepPlan, resume: bool, extra: list) -> SweepOutcome:
         optuna_search = _inner_searcher(tuner)
     else:
         write_manifest(plan)
-        optuna_search = make_searcher(sweep, plan.base.objective_ece, priors=_priors(plan))
+        optuna_search = make_searcher(sweep, plan.base.objective_ece, priors=_priors(plan),
+                                      earlier=warm.trials)
         searcher = ConcurrencyLimiter(optuna_search, max_concurrent=_staged(sweep))
         if sweep.asha_grace > 0:
             scheduler = ASHAScheduler(time_attr=BUDGET_KEY, metric=SCORE_KEY, mode="max",
@@ -402,22 +424,23 @@ def _staged(sweep: SweepConfig) -> int:
     return sweep.concurrency
 
 
-def _trainable(plan: SweepPlan):
+def _trainable(plan: SweepPlan, reuse: Mapping[str, Mapping[str, Any]]):
     """The Tune trainable of the plan: a model trial (Ray Train) or a surrogate one,
-    holding the resources ``search.trainable.trial_resources`` gives it."""
+    holding the resources ``search.trainable.trial_resources`` gives it. ``reuse``: the
+    results of earlier sweeps' finished configs (``search.study.WarmStart.finished``)."""
     sweep, base, spec = plan.sweep, plan.base.to_dict(), plan.sweep.space.to_dict()
     surrogate = sweep.trainable == "surrogate"
     if surrogate:
         # surrogate_seconds is the longest trial's time: each trial's follows its steps
         steps = max(1, sum(surrogate_longest(plan.base, sweep.space)))
         fn = tune.with_parameters(surrogate_trial, base=base, spec=spec, sweep_path=plan.path,
-                                  rungs=sweep.rungs(MAX_BUDGET), two_phase=sweep.two_phase,
+                                  reuse=dict(reuse), rungs=sweep.rungs(MAX_BUDGET), two_phase=sweep.two_phase,
                                   seconds_per_step=sweep.surrogate_seconds / steps,
                                   reports=sweep.surrogate_reports)
     else:
         schedule = {"rungs": sweep.rungs(MAX_BUDGET), "two_phase": sweep.two_phase}
         fn = tune.with_parameters(tune_trial, base=base, spec=spec, sweep_path=plan.path,
-                                  schedule=schedule,
+                                  reuse=dict(reuse), schedule=schedule,
                                   keys=tune_keys(sweep.mode, plan.base.objective_ece))
     if surrogate and not plan.base.use_gpu:
         import ray

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import ray.tune
 from ray.train import TrainingFailedError
@@ -43,14 +43,16 @@ class ObjectiveReportCallback(TuneReportCallback):
 
 
 def tune_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[str, Any],
-               sweep_path: str, schedule: dict[str, Any], keys: Sequence[str]) -> None:
+               sweep_path: str, schedule: dict[str, Any], keys: Sequence[str],
+               reuse: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """One model trial: its Train run, reporting ``keys`` to Tune at ``schedule``'s rungs
-    (``trainables.loop.Schedule``)."""
+    (``trainables.loop.Schedule``); a config ``reuse`` holds (an earlier sweep finished it)
+    reports that result instead."""
     from trainables.trial import make_trainer
 
     cfg = _config(params, base, spec)
     trial_id = ray.tune.get_context().get_trial_id()
-    if _answered(sweep_path, trial_id, cfg):
+    if _answered(sweep_path, trial_id, cfg, reuse):
         return
     run_dir = train_run_dir(sweep_path, trial_id)
     failed = results.read_failure(run_dir)
@@ -85,8 +87,10 @@ def _config(params: dict[str, Any], base: dict[str, Any], spec: dict[str, Any]) 
     return trial_config(TrialConfig.from_dict(base), params, SpaceSpec.from_dict(spec))
 
 
-def _answered(sweep_path: str, trial_id: str, cfg: TrialConfig) -> bool:
-    """Report a result the sweep already has, if it has one; then nothing is trained."""
+def _answered(sweep_path: str, trial_id: str, cfg: TrialConfig,
+              reuse: Mapping[str, Mapping[str, Any]] | None) -> bool:
+    """Report a result the sweep (or, in ``reuse``, an earlier sweep it was warm-started
+    from) already has, if there is one; then nothing is trained."""
     own, done = results.lookup(sweep_path, trial_id, cfg.config_hash())
     if own is not None:
         # recorded before the driver died, after Tune's last snapshot: replay, train nothing
@@ -98,12 +102,17 @@ def _answered(sweep_path: str, trial_id: str, cfg: TrialConfig) -> bool:
         # the same config already finished in this sweep: report its result, train nothing
         ray.tune.report({**done, "duplicate_of": done.get("trial_id", "")})
         return True
+    earlier = (reuse or {}).get(cfg.config_hash())
+    if earlier is not None:  # finished in an earlier sweep: its result, recorded as this one's
+        ray.tune.report(dict(earlier))
+        return True
     return False
 
 
 def surrogate_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[str, Any],
                     sweep_path: str, rungs: Sequence[int], two_phase: bool,
-                    seconds_per_step: float, reports: int = 1) -> None:
+                    seconds_per_step: float, reports: int = 1,
+                    reuse: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """A trial without a model (``search.trainable: surrogate``): the known function of
     ``trainables.surrogate`` with a model trial's two phases and reports.
 
@@ -117,7 +126,7 @@ def surrogate_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[
     from trainables.surrogate import surrogate_curve, surrogate_phases, surrogate_progress
 
     cfg = _config(params, base, spec)
-    if _answered(sweep_path, ray.tune.get_context().get_trial_id(), cfg):
+    if _answered(sweep_path, ray.tune.get_context().get_trial_id(), cfg, reuse):
         return
     keys = tune_keys("multi", cfg.objective_ece)  # the score and both terms
     steps_2, steps_3 = surrogate_phases(cfg)

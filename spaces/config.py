@@ -28,6 +28,12 @@ EVAL_SPLITS: tuple[str, ...] = ("dev", "test")
 RUN_ONLY_KEYS: frozenset[str] = frozenset({
     "num_workers", "use_gpu", "eval_every", "train_step", "compile", "gpu_share",
     "gpu_memory_gib", "probe_steps", "probe_examples", "probe_eval_examples"})
+#: keys that say what a trial's score measures (its target, where and how it is scored,
+#: the objective's terms): sweeps that differ in one do not compare scores, and a warm
+#: start from such a sweep is refused (``search.study.warm_start``)
+OBJECTIVE_KEYS: frozenset[str] = frozenset({
+    "target", "eval_split", "eval_languages", "ood_targets", "ood_in_objective",
+    "objective_weight", "objective_ece", "ece_bins", "max_eval_examples"})
 #: keys added after the first release, left out of the hash at these defaults so that a
 #: config keeps its hash across versions
 LATER_KEYS: Mapping[str, Any] = MappingProxyType({"eval_languages": [], "retrieval_layer": 0,
