@@ -52,7 +52,7 @@ def trained_target(cfg: TrialConfig, steps: int, device: torch.device
 
     from spaces.models import get_model_size
     from trainables.data import Cursor
-    from trainables.embedded import resolve_checkpoint
+    from trainables.embedded_default import resolve_checkpoint
     from trainables.step import TrainStep, attention_implementation, make_optimizer
     from trainables.trial_data import load_trial_data
 

@@ -733,7 +733,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from transformers import AutoTokenizer
 
-    from trainables.embedded import tiny_model_dir
+    from trainables.embedded_default import tiny_model_dir
 
     suffix = "" if args.scale == 1.0 else f"-scale{args.scale:g}"
     mirror = (args.mirror or BENCH_HOME / f"mirror{suffix}").expanduser().resolve()

@@ -50,7 +50,7 @@ def main() -> int:
     from search.sweep import MAX_BUDGET
     from spaces.objective import BUDGET_KEY, DONE_KEY, SCORE_KEY
     from spaces.presets import load_preset
-    from spaces.space import define_space, trial_config
+    from spaces.space import define_space, suggested_config
     from trainables.trial import run_trial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -65,7 +65,7 @@ def main() -> int:
         for i in range(args.trials):
             trial = study.ask()
             define_space(trial, sweep.space)
-            cfg = trial_config(base, trial.params, sweep.space)
+            cfg = suggested_config(base, trial.params, sweep.space)
             result = run_trial(cfg, storage_path=storage, name=f"probe-{i}", schedule=schedule,
                                keep_checkpoints=None)
             reports = [m for _, m in result.best_checkpoints if SCORE_KEY in m]

@@ -25,7 +25,7 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from search.query import Sweep, best, pareto
+from search.query import SweepResults, best, pareto
 from search.results import (CORE_COLUMNS, HISTORY_COLUMNS, PartStore, _table, config_columns,
                             list_parts, read_table, versions, write_table)
 from spaces.presets import load_preset
@@ -173,7 +173,7 @@ def main() -> None:
         rows.append(("best(path, k=10), during a fold", t_fold,
                      f"{len(top_f)} rows; the fold took {folder.fold_seconds:.1f} s"))
 
-        t_eager, _ = timed(lambda: best(Sweep(path, trials=read_table(path, "trials")
+        t_eager, _ = timed(lambda: best(SweepResults(path, trials=read_table(path, "trials")
                                               .to_pandas()), k=10), 1)
         rows.append(("eager: whole table to pandas, then best", t_eager, "1 run"))
 

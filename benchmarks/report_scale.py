@@ -34,7 +34,7 @@ from search.results import (CORE_COLUMNS, LANGUAGE_COLUMNS, _table, config_colum
                             write_table)
 from search.sweep import SweepPlan, write_manifest
 from spaces.presets import load_preset
-from spaces.space import define_space, trial_config
+from spaces.space import define_space, suggested_config
 
 LANGS = "ar bg de el en es fr hi ru sw th tr ur vi zh".split()
 METRICS = ["accuracy", "ece", "mce", "brier", "nll", "ece_ts", "mce_ts", "brier_ts", "nll_ts"]
@@ -75,7 +75,7 @@ def generate(path: str, trials: int, *, bins: bool = True, seed: int = 0) -> Non
     for i in range(trials):
         point = _RandomTrial(rng)
         define_space(point, sweep.space)
-        cfg = trial_config(base, point.params, sweep.space)
+        cfg = suggested_config(base, point.params, sweep.space)
         acc = 0.6 + 0.01 * len(cfg.intermediate_tasks) + rng.normal(0, 0.02)
         rows.append({"sweep": name, "trial_id": f"t{i:06d}", "config_hash": f"h{i}",
                      "status": str(status[i]), "objective": acc - 0.05, "zs_accuracy": acc,

@@ -509,7 +509,7 @@ def wide_surrogate_trial(params, **kw):
 
     import ray.tune
 
-    from search.trainable import surrogate_trial
+    from search.tune_trials import surrogate_trial
 
     real = ray.tune.report
     rng = random.Random(str(sorted(params.items())))

@@ -72,7 +72,7 @@ def encoder_config(size: str):
 
     if size == "tiny":
         from spaces.models import EMBEDDED_TINY
-        from trainables.embedded import resolve_checkpoint
+        from trainables.embedded_default import resolve_checkpoint
 
         return AutoConfig.from_pretrained(resolve_checkpoint(EMBEDDED_TINY))
     return XLMRobertaConfig(vocab_size=250002, max_position_embeddings=514, type_vocab_size=1,

@@ -19,7 +19,7 @@ import optuna
 
 from search.searcher import make_searcher
 from spaces.presets import load_preset
-from spaces.space import define_space, trial_config
+from spaces.space import define_space, suggested_config
 from trainables.surrogate import surrogate_metrics, surrogate_optimum
 
 
@@ -40,7 +40,7 @@ def trials_until(study: optuna.Study, sweep, base, margin: float, budget: int) -
     for n in range(1, budget + 1):
         trial = study.ask()
         define_space(trial, sweep.space)
-        value = surrogate_metrics(trial_config(base, trial.params, sweep.space))["score"]
+        value = surrogate_metrics(suggested_config(base, trial.params, sweep.space))["score"]
         study.tell(trial, value)
         if value >= target:
             return n

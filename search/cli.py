@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from spaces.config import ConfigError
+from spaces.errors import UnknownNameError
 from spaces.presets import load_preset, preset_names
 from trainables.storage import StorageFullError
 
@@ -24,9 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="xstilts: %(message)s")
     try:
         return args.func(args)
-    except (UsageError, ConfigError, KeyError, FileNotFoundError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"xstilts: error: {message}", file=sys.stderr)
+    except (UsageError, ConfigError, UnknownNameError, FileNotFoundError) as exc:
+        print(f"xstilts: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("xstilts: interrupted", file=sys.stderr)
@@ -627,7 +627,7 @@ def _cmd_trial(args: argparse.Namespace) -> int:
     try:
         result = run_trial(config, storage_path=storage, name=name)
     except TrainingFailedError as exc:
-        from search.trainable import root_cause
+        from search.failures import root_cause
 
         print(f"xstilts: trial failed: {root_cause(exc)}", file=sys.stderr)
         return 1

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from search.query import Sweep, best, pareto
+from search.query import SweepResults, best, pareto
 from search.report import (BETTER, _finished, _plan, _sweep, arm_differences, arm_trials,
                            cost, domain_shift,
                            importances_of, language_groups, language_view, progress, reliability,
@@ -58,7 +58,7 @@ TOP_K = 10
 
 
 # -- the numbers ------------------------------------------------------------------------------
-def report_numbers(sweep: Sweep | str) -> dict[str, dict[str, Any]]:
+def report_numbers(sweep: SweepResults | str) -> dict[str, dict[str, Any]]:
     """Per section id: its numbers (plain JSON values) and ``missing``, the sentences saying
     what the section cannot show yet and why (empty when it shows everything)."""
     sweep = _sweep(sweep)
@@ -93,14 +93,14 @@ def report_numbers(sweep: Sweep | str) -> dict[str, dict[str, Any]]:
     }
 
 
-def _target(sweep: Sweep) -> str | None:
+def _target(sweep: SweepResults) -> str | None:
     t = sweep.trials
     if len(t) and "config/target" in t:
         return str(t["config/target"].iloc[0])
     return None
 
 
-def _headline(sweep: Sweep, done: pd.DataFrame, effects: list[dict[str, Any]]) -> dict[str, Any]:
+def _headline(sweep: SweepResults, done: pd.DataFrame, effects: list[dict[str, Any]]) -> dict[str, Any]:
     """The page's first lines: the best trial, and the tasks whose inclusion moved zero-shot
     accuracy and ECE most clearly (largest effect whose interval excludes 0)."""
     out: dict[str, Any] = {"best": None, "helps_accuracy": None, "costs_calibration": None}
@@ -125,7 +125,7 @@ def _num(value: Any) -> float | None:
     return None if value is None or value != value else float(value)
 
 
-def _none_finished(sweep: Sweep) -> str | None:
+def _none_finished(sweep: SweepResults) -> str | None:
     counts = statuses(sweep)["counts"]
     if counts.get("finished"):
         return None
@@ -141,7 +141,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records"))  # NaN -> null, numpy -> plain
 
 
-def _progress(sweep: Sweep, plan) -> dict[str, Any]:
+def _progress(sweep: SweepResults, plan) -> dict[str, Any]:
     rows = progress(sweep)
     out: dict[str, Any] = {"trials": _records(rows), **statuses(sweep), "missing": []}
     if not len(rows):
@@ -165,7 +165,7 @@ def _is_retrieval(target: str | None) -> bool:
         return False
 
 
-def _calibration(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
+def _calibration(sweep: SweepResults, done: pd.DataFrame, none_done: str | None,
                  no_ece: str | None, retrieval: bool) -> dict[str, Any]:
     if none_done or no_ece:
         return {"trials": [], "domain_shift": [], "missing": [none_done or no_ece]}
@@ -189,7 +189,7 @@ def _calibration(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
             "domain_shift": _records(domain_shift(sweep)), "missing": missing}
 
 
-def _tasks(sweep: Sweep, done: pd.DataFrame, none_done: str | None, study, study_missing,
+def _tasks(sweep: SweepResults, done: pd.DataFrame, none_done: str | None, study, study_missing,
            retrieval: bool) -> dict[str, Any]:
     metrics = ["objective", "zs_accuracy"] if retrieval else None
     effects = task_effects(sweep, metrics=metrics)
@@ -209,7 +209,7 @@ def _tasks(sweep: Sweep, done: pd.DataFrame, none_done: str | None, study, study
     return {"effects": _records(effects), "importances": shares, "missing": missing}
 
 
-def _arms(sweep: Sweep, plan, none_done: str | None) -> dict[str, Any]:
+def _arms(sweep: SweepResults, plan, none_done: str | None) -> dict[str, Any]:
     if plan is None or not plan.sweep.arms:
         return {"trials": [], "differences": [], "missing": [
             "not a designed sweep: a preset's search.arms runs fixed task subsets, each over "
@@ -224,7 +224,7 @@ def _arms(sweep: Sweep, plan, none_done: str | None) -> dict[str, Any]:
             "missing": missing}
 
 
-def _similarity(sweep: Sweep, none_done: str | None) -> dict[str, Any]:
+def _similarity(sweep: SweepResults, none_done: str | None) -> dict[str, Any]:
     from search.similarity import FILE, read_similarity
 
     if read_similarity(sweep.path) is None:
@@ -242,7 +242,7 @@ def _similarity(sweep: Sweep, none_done: str | None) -> dict[str, Any]:
     return {"rows": _records(rows), "correlations": _records(corr), "missing": missing}
 
 
-def _languages(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
+def _languages(sweep: SweepResults, done: pd.DataFrame, none_done: str | None,
                retrieval: bool) -> dict[str, Any]:
     if none_done:
         return {"accuracy": None, "ece": None, "missing": [none_done]}
@@ -278,7 +278,7 @@ def _languages(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
     return out
 
 
-def _labels(sweep: Sweep, done: pd.DataFrame) -> dict[str, str]:
+def _labels(sweep: SweepResults, done: pd.DataFrame) -> dict[str, str]:
     """A short name per finished trial: its rank by objective and its tasks."""
     ranked = best(sweep, k=len(done)) if len(done) else done
     return {tid: f"#{i + 1} {'+'.join(ts) or '(none)'}"
@@ -286,7 +286,7 @@ def _labels(sweep: Sweep, done: pd.DataFrame) -> dict[str, str]:
                                               ranked["config/intermediate_tasks"]))}
 
 
-def _reliability(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
+def _reliability(sweep: SweepResults, done: pd.DataFrame, none_done: str | None,
                  no_ece: str | None) -> dict[str, Any]:
     if none_done or no_ece:
         return {"trial_id": None, "bins": [], "missing": [none_done or no_ece]}
@@ -297,7 +297,7 @@ def _reliability(sweep: Sweep, done: pd.DataFrame, none_done: str | None,
     return {"trial_id": tid, "bins": _records(bins), "missing": missing}
 
 
-def _cost(sweep: Sweep) -> dict[str, Any]:
+def _cost(sweep: SweepResults) -> dict[str, Any]:
     rows = cost(sweep)
     return {"rows": _records(rows), "seconds": float(rows["seconds"].sum()) if len(rows) else 0.0,
             "missing": [] if len(rows) else ["no trial has been recorded yet"]}
@@ -718,7 +718,7 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def write_report(sweep: Sweep | str, out: str | None = None) -> str:
+def write_report(sweep: SweepResults | str, out: str | None = None) -> str:
     """Write the report of ``sweep`` into the folder ``out`` (default: ``report/`` in the
     sweep's folder when it is local, else ``./report-NAME``): ``report.html`` and
     ``figures/NAME.png``. Returns the page's path. The folder's files are replaced whole,

@@ -43,7 +43,7 @@ def prepare(base: TrialConfig, sweep: SweepConfig, *, progress: bool = True) -> 
     from tqdm.auto import tqdm
     from transformers import AutoModel, AutoTokenizer
 
-    from trainables.embedded import resolve_checkpoint
+    from trainables.embedded_default import resolve_checkpoint
     from trainables.retry import retry_transient
     from trainables.token_cache import entry_size_bytes, tokenizer_fingerprint
     from trainables.trial_data import load_split, trial_splits

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from search.results import ResultsError, TableFiles, config_from_row, exists, read_table
+from spaces.errors import UnknownNameError
 
 Where = Union[Mapping[str, Any], Callable[[pd.DataFrame], Any], None]
 
@@ -36,7 +37,7 @@ class _Table:
     def __set_name__(self, owner, name: str) -> None:
         self.name = name
 
-    def __get__(self, sweep: Sweep | None, owner=None) -> Any:
+    def __get__(self, sweep: SweepResults | None, owner=None) -> Any:
         if sweep is None:
             return self
         if sweep._frames[self.name] is None:
@@ -46,11 +47,11 @@ class _Table:
             sweep._frames[self.name] = pd.DataFrame() if table is None else table.to_pandas()
         return sweep._frames[self.name]
 
-    def __set__(self, sweep: Sweep, frame: pd.DataFrame) -> None:
+    def __set__(self, sweep: SweepResults, frame: pd.DataFrame) -> None:
         sweep._frames[self.name] = frame
 
 
-class Sweep:
+class SweepResults:
     """A sweep's results: ``trials``, ``languages`` and ``history`` as DataFrames."""
 
     trials = _Table()
@@ -63,13 +64,13 @@ class Sweep:
         self._frames = {"trials": trials, "languages": languages, "history": history}
 
     def __repr__(self) -> str:
-        return f"Sweep({self.path!r})"
+        return f"SweepResults({self.path!r})"
 
     def config(self, trial_id: str) -> dict[str, Any]:
         """The full trial config of one trial."""
         rows = self.trials[self.trials["trial_id"] == trial_id]
         if rows.empty:
-            raise KeyError(f"trial {trial_id!r} is not in sweep {self.path}")
+            raise UnknownNameError(f"trial {trial_id!r} is not in sweep {self.path}")
         return config_from_row(rows.iloc[0].to_dict())
 
     def languages_wide(self, metric: str = "accuracy") -> pd.DataFrame:
@@ -93,13 +94,13 @@ def _no_results(path: str) -> ResultsError:
                         "wait for the first trial or check that the path is STORAGE/NAME")
 
 
-def load_sweep(path: str) -> Sweep:
+def load_sweep(path: str) -> SweepResults:
     """A sweep's results (``STORAGE/NAME``, a local path or a URI); tables are read on use."""
     _check_path(path)
     with TableFiles(path, "trials") as files:  # footers only: a newer or torn file fails here
         if not files.files:
             raise _no_results(path)
-    return Sweep(path)
+    return SweepResults(path)
 
 
 def _filter(df: pd.DataFrame, where: Where) -> pd.DataFrame:
@@ -109,18 +110,18 @@ def _filter(df: pd.DataFrame, where: Where) -> pd.DataFrame:
         return df[where(df)]
     for col, value in where.items():
         if col not in df.columns:
-            raise KeyError(f"cannot filter on {col!r}; columns: {', '.join(df.columns)}")
+            raise UnknownNameError(f"cannot filter on {col!r}; columns: {', '.join(df.columns)}")
         df = df[df[col] == value]
     return df
 
 
-def best(sweep: Sweep | str, k: int = 1, *, metric: str = "objective",
+def best(sweep: SweepResults | str, k: int = 1, *, metric: str = "objective",
          where: Where = None) -> pd.DataFrame:
     """The ``k`` finished trials with the highest ``metric``; ties by config hash."""
     return _ranked(sweep, [metric], where, lambda v, hashes: _top(v[0], hashes, k))
 
 
-def pareto(sweep: Sweep | str, *, maximize: str = "zs_accuracy", minimize: str = "zs_ece",
+def pareto(sweep: SweepResults | str, *, maximize: str = "zs_accuracy", minimize: str = "zs_ece",
            where: Where = None) -> pd.DataFrame:
     """Finished trials not dominated in (``maximize`` up, ``minimize`` down).
 
@@ -134,11 +135,11 @@ def pareto(sweep: Sweep | str, *, maximize: str = "zs_accuracy", minimize: str =
 Rank = Callable[[list[np.ndarray], Any], np.ndarray]
 
 
-def _ranked(sweep: Sweep | str, metrics: Sequence[str], where: Where, rank: Rank) -> pd.DataFrame:
+def _ranked(sweep: SweepResults | str, metrics: Sequence[str], where: Where, rank: Rank) -> pd.DataFrame:
     """The rows ``rank`` picks (positions, in order) among the finished trials."""
     if isinstance(sweep, str):
         _check_path(sweep)
-        sweep = Sweep(sweep)
+        sweep = SweepResults(sweep)
     if sweep._frames["trials"] is None and not _needs_pandas(where):
         with TableFiles(sweep.path, "trials") as files:
             if not files.files:
@@ -170,10 +171,10 @@ def _needs_pandas(where: Where) -> bool:
 def _check_columns(names: Sequence[str], metrics: Sequence[str], where: Where) -> None:
     for col in where or {}:
         if col not in names:
-            raise KeyError(f"cannot filter on {col!r}; columns: {', '.join(names)}")
+            raise UnknownNameError(f"cannot filter on {col!r}; columns: {', '.join(names)}")
     for m in metrics:
         if m not in names:
-            raise KeyError(f"no column {m!r} in the trials table")
+            raise UnknownNameError(f"no column {m!r} in the trials table")
 
 
 def _equals(column: pa.ChunkedArray, value: Any) -> pa.ChunkedArray:

@@ -25,7 +25,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from search.query import Sweep, best, load_sweep
+from search.query import SweepResults, best, load_sweep
 from search.results import ResultsError
 from search.study import export_optuna, study_from_sweep, sweep_plan as _plan  # noqa: F401 - API
 from spaces.space import SpaceSpec
@@ -38,11 +38,11 @@ LANGUAGE_METRICS = ("accuracy", "ece")
 BETTER = {"objective": "max", "zs_accuracy": "max", "zs_ece": "min", "zs_ece_ts": "min"}
 
 
-def _sweep(sweep: Sweep | str) -> Sweep:
+def _sweep(sweep: SweepResults | str) -> SweepResults:
     return load_sweep(sweep) if isinstance(sweep, str) else sweep
 
 
-def target_languages(sweep: Sweep) -> pd.DataFrame:
+def target_languages(sweep: SweepResults) -> pd.DataFrame:
     """The languages table's rows of the sweep's target (not those of its out-of-domain
     sets, ``domain_shift``'s)."""
     langs, t = sweep.languages, sweep.trials
@@ -51,13 +51,13 @@ def target_languages(sweep: Sweep) -> pd.DataFrame:
     return langs
 
 
-def _finished(sweep: Sweep) -> pd.DataFrame:
+def _finished(sweep: SweepResults) -> pd.DataFrame:
     t = sweep.trials
     return t[t["status"] == "finished"] if len(t) else t
 
 
 # -- what each intermediate task does ---------------------------------------------------------
-def task_effects(sweep: Sweep | str, *, metrics: Sequence[str] | None = None,
+def task_effects(sweep: SweepResults | str, *, metrics: Sequence[str] | None = None,
                  per_language: bool = False, n_boot: int = 2000, level: float = 0.95,
                  seed: int = 0) -> pd.DataFrame:
     """For each intermediate task and metric: the mean over finished trials that include the
@@ -110,7 +110,7 @@ def _tuple(column: Any) -> tuple:
     return column if isinstance(column, tuple) else (column,)
 
 
-def _per_trial(sweep: Sweep, done: pd.DataFrame, metrics: Sequence[str] | None) -> pd.DataFrame:
+def _per_trial(sweep: SweepResults, done: pd.DataFrame, metrics: Sequence[str] | None) -> pd.DataFrame:
     """Finished trials (in ``done``'s order) x metric."""
     metrics = list(metrics or EFFECT_METRICS)
     missing = [m for m in metrics if m not in sweep.trials.columns]
@@ -122,7 +122,7 @@ def _per_trial(sweep: Sweep, done: pd.DataFrame, metrics: Sequence[str] | None) 
     return out
 
 
-def _per_language(sweep: Sweep, done: pd.DataFrame, metrics: Sequence[str] | None) -> pd.DataFrame:
+def _per_language(sweep: SweepResults, done: pd.DataFrame, metrics: Sequence[str] | None) -> pd.DataFrame:
     """Finished trials (in ``done``'s order) x (language, metric), from the languages table."""
     metrics = list(metrics or LANGUAGE_METRICS)
     langs = target_languages(sweep)
@@ -161,12 +161,12 @@ def _resampled_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) 
     return np.concatenate(out)
 
 
-def _spec(sweep: Sweep) -> SpaceSpec | None:
+def _spec(sweep: SweepResults) -> SpaceSpec | None:
     plan = _plan(sweep)
     return plan.sweep.space if plan is not None else None
 
 
-def _tasks(sweep: Sweep, done: pd.DataFrame) -> list[str]:
+def _tasks(sweep: SweepResults, done: pd.DataFrame) -> list[str]:
     """The space's tasks in its order, where the sweep has a manifest; else those seen."""
     spec = _spec(sweep)
     if spec is not None:
@@ -177,7 +177,7 @@ def _tasks(sweep: Sweep, done: pd.DataFrame) -> list[str]:
     return sorted(seen)
 
 
-def importances(sweep: Sweep | str, *,
+def importances(sweep: SweepResults | str, *,
                 evaluator: optuna.importance.BaseImportanceEvaluator | None = None,
                 target: str = "objective") -> dict[str, float]:
     """Optuna's parameter importances (PED-ANOVA unless ``evaluator`` is given) over the
@@ -189,7 +189,7 @@ def importances(sweep: Sweep | str, *,
     return importances_of(sweep, study_from_sweep(sweep), evaluator=evaluator, target=target)
 
 
-def importances_of(sweep: Sweep, study: optuna.Study, *,
+def importances_of(sweep: SweepResults, study: optuna.Study, *,
                    evaluator: optuna.importance.BaseImportanceEvaluator | None = None,
                    target: str = "objective") -> dict[str, float]:
     """``importances`` on the sweep's study already rebuilt (``study_from_sweep``)."""
@@ -207,7 +207,7 @@ def importances_of(sweep: Sweep, study: optuna.Study, *,
 
 
 # -- search progress, cost, languages ---------------------------------------------------------
-def progress(sweep: Sweep | str) -> pd.DataFrame:
+def progress(sweep: SweepResults | str) -> pd.DataFrame:
     """Trials in the order they were recorded: ``n`` (1-based), trial_id, status, objective,
     wall_seconds, ``trial_seconds`` (the sweep's trial-seconds so far, this trial's
     included) and ``best`` (the best finished objective so far; NaN until one finished)."""
@@ -223,7 +223,7 @@ def progress(sweep: Sweep | str) -> pd.DataFrame:
     return out
 
 
-def statuses(sweep: Sweep | str) -> dict[str, Any]:
+def statuses(sweep: SweepResults | str) -> dict[str, Any]:
     """How many trials ended each way, and where errors came from: ``{"counts": {status: n},
     "errors": [{"cause": the error's last line, "trials": n, "example": a trial_id}]}``,
     causes most frequent first."""
@@ -241,7 +241,7 @@ def statuses(sweep: Sweep | str) -> dict[str, Any]:
     return {"counts": counts, "errors": errors}
 
 
-def cost(sweep: Sweep | str) -> pd.DataFrame:
+def cost(sweep: SweepResults | str) -> pd.DataFrame:
     """Trial-seconds by status and model size: trials, seconds (sum), mean_seconds."""
     sweep = _sweep(sweep)
     t = sweep.trials
@@ -255,7 +255,7 @@ def cost(sweep: Sweep | str) -> pd.DataFrame:
     return out
 
 
-def language_view(sweep: Sweep | str, metric: str = "accuracy", *, k: int = 10) -> pd.DataFrame:
+def language_view(sweep: SweepResults | str, metric: str = "accuracy", *, k: int = 10) -> pd.DataFrame:
     """``metric`` per language (rows) for the ``k`` best finished trials by objective, then
     the best finished single-task trial of each task not among them (columns: trial ids,
     in that order);
@@ -289,7 +289,7 @@ def language_view(sweep: Sweep | str, metric: str = "accuracy", *, k: int = 10) 
     return wide
 
 
-def language_groups(sweep: Sweep | str, by: str = "resource", *,
+def language_groups(sweep: SweepResults | str, by: str = "resource", *,
                     metrics: Sequence[str] = LANGUAGE_METRICS) -> pd.DataFrame:
     """The target's languages grouped ``by`` their metadata (``spaces.languages``: family,
     script, morphology, resource; the demo suite's pseudo-languages by how the suite builds
@@ -340,7 +340,7 @@ def language_groups(sweep: Sweep | str, by: str = "resource", *,
     return pd.DataFrame(rows, columns=columns)
 
 
-def domain_shift(sweep: Sweep | str, *,
+def domain_shift(sweep: SweepResults | str, *,
                  metrics: Sequence[str] = ("accuracy", "ece", "ece_ts")) -> pd.DataFrame:
     """In domain vs out of domain: per evaluation set (``set``: the target, then each of its
     out-of-domain sets, ``TrialConfig.ood_targets``) and model size, over finished trials:
@@ -380,7 +380,7 @@ def domain_shift(sweep: Sweep | str, *,
 ARM_METRICS = ("zs_accuracy", "zs_ece", "zs_ece_ts")
 
 
-def arm_trials(sweep: Sweep | str) -> pd.DataFrame:
+def arm_trials(sweep: SweepResults | str) -> pd.DataFrame:
     """A designed sweep's finished trials (``search.arms``) with ``arm`` (its tasks joined
     by +), ``multi`` (more than one task), ``model_size``, ``seed``, ``ARM_METRICS`` and,
     for each out-of-domain set, ``<set>:accuracy``, ``<set>:ece``, ``<set>:ece_ts`` (its
@@ -407,7 +407,7 @@ def arm_trials(sweep: Sweep | str) -> pd.DataFrame:
     return out.sort_values(["model_size", "arm", "seed"]).reset_index(drop=True)
 
 
-def arm_differences(sweep: Sweep | str, *, n_boot: int = 2000, level: float = 0.95,
+def arm_differences(sweep: SweepResults | str, *, n_boot: int = 2000, level: float = 0.95,
                     seed: int = 0) -> pd.DataFrame:
     """A designed sweep's multi-task arms against its single-task arms, paired by seed (and
     model size): for each multi-task arm, each single-task arm (and ``single (mean)``, the
@@ -449,7 +449,7 @@ def arm_differences(sweep: Sweep | str, *, n_boot: int = 2000, level: float = 0.
 TRANSFER_METRICS = ("zs_accuracy", "zs_ece")
 
 
-def similarity_transfer(sweep: Sweep | str) -> pd.DataFrame:
+def similarity_transfer(sweep: SweepResults | str) -> pd.DataFrame:
     """Per intermediate task with both: its similarity estimate for the sweep's target
     (``search.similarity``: mean over the estimate's seeds; ``method``, ``logme_gain``,
     ``text_cosine`` beside it) and its measured single-task transfer: the mean over the
@@ -499,7 +499,7 @@ def kendall(x: np.ndarray, y: np.ndarray) -> float:
     return float((dx * dy).sum() / math.sqrt(pairs_x * pairs_y))
 
 
-def similarity_correlations(sweep: Sweep | str, *, n_boot: int = 2000, level: float = 0.95,
+def similarity_correlations(sweep: SweepResults | str, *, n_boot: int = 2000, level: float = 0.95,
                             seed: int = 0) -> pd.DataFrame:
     """How well the similarity estimate ranks the intermediate tasks by their measured
     single-task transfer (``similarity_transfer``'s rows): for each metric of
@@ -530,7 +530,7 @@ def similarity_correlations(sweep: Sweep | str, *, n_boot: int = 2000, level: fl
     return pd.DataFrame(out, columns=columns)
 
 
-def _zero_shot_means(sweep: Sweep, done: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+def _zero_shot_means(sweep: SweepResults, done: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """Per (task, trial_id): each metric's macro mean over the languages other than the
     training language, from the languages table (the target's rows and its out-of-domain
     sets')."""
@@ -554,7 +554,7 @@ def _group_order(by: str, group: str) -> tuple[int, str]:
     return (order.index(group) if group in order else len(order), group)
 
 
-def reliability(sweep: Sweep | str, trial_id: str | None = None) -> pd.DataFrame:
+def reliability(sweep: SweepResults | str, trial_id: str | None = None) -> pd.DataFrame:
     """A trial's reliability diagrams (default: the best finished trial by objective): one
     row per language, scaling (``raw``, or ``ts`` after temperature scaling) and non-empty
     bin, with ``bin`` (1 = lowest confidences), ``count``, ``confidence``, ``accuracy``.

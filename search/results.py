@@ -41,13 +41,14 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 from ray import tune
 
+from search.failures import error_text
 from search.tables import (  # noqa: F401 - search.results is the results API
     KEYS, MAX_PARTS, SCHEMA_KEY, SCHEMA_VERSION, SEQ_KEY, TABLES, PartStore, ResultsError, TableFiles,
     _table, exists, filesystem, list_parts, parts_dir, read_table, read_text, results_dir,
-    table_path, write_atomic, write_part, write_table)
+    table_path, train_run_dir, write_atomic, write_part, write_table)
 from spaces.config import TrialConfig
 from spaces.objective import ACCURACY_KEY, BUDGET_KEY, DONE_KEY, ECE_KEY, OBJECTIVE_ECE, SCORE_KEY
-from spaces.space import SpaceSpec, trial_config
+from spaces.space import SpaceSpec, suggested_config
 from spaces.tasks import get_task
 from trainables.storage import StorageFullError, is_storage_full
 
@@ -135,18 +136,6 @@ def lookup(sweep_path: str, trial_id: str, config_hash: str
     return (own[0] if own else None), (reported_metrics(same[0]) if same else None)
 
 
-FAILURE_FILE = "xstilts-failed.txt"
-
-
-def write_failure(run_dir: str, cause: str) -> None:
-    """Mark a Train run as failed for good, so a retry reports the cause without training."""
-    write_atomic(f"{run_dir}/{FAILURE_FILE}", cause.encode())
-
-
-def read_failure(run_dir: str) -> str | None:
-    return read_text(f"{run_dir}/{FAILURE_FILE}")
-
-
 # -- the writer -------------------------------------------------------------------------------
 class ResultsWriter(tune.Callback):
     """Tune callback that records each trial as it ends: its rows, as parts.
@@ -206,11 +195,11 @@ class ResultsWriter(tune.Callback):
             self._record(trial, error=None)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self._stop_if_full(_error_text(trial))
+        self._stop_if_full(error_text(trial))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         if self.full is None:
-            error = _error_text(trial)
+            error = error_text(trial)
             self._stop_if_full(error)
             self._record(trial, error=error)
 
@@ -247,7 +236,7 @@ class ResultsWriter(tune.Callback):
             details = {}
         else:
             details = read_details(self.sweep_path, trial.trial_id, result.get(BUDGET_KEY))
-        config = trial_config(self.base, trial.config, self.spec)
+        config = suggested_config(self.base, trial.config, self.spec)
         if error:
             status = "error"
         elif result.get("duplicate_of"):
@@ -304,8 +293,6 @@ class ResultsWriter(tune.Callback):
         """Delete every checkpoint on storage that no recorded row keeps (errors' stay): one
         listing of the sweep's Train runs. A trial stopped by ASHA may finish uploading a
         checkpoint after its row was recorded and its checkpoints deleted."""
-        from search.trainable import train_run_dir
-
         fs, root = filesystem(f"{self.sweep_path}/train")
         kept = {r["checkpoint_path"] for r in self.rows.values() if r.get("checkpoint_path")}
         ended = {train_run_dir(self.sweep_path, t).rsplit("/", 1)[-1]
@@ -369,7 +356,6 @@ def language_rows(trial_id: str, config: TrialConfig,
 def _delete_checkpoints(sweep_path: str, trial_id: str, *, keep: str | None) -> str | None:
     """Delete a trial's Train checkpoints, all of them or (``keep="newest"``) all but the
     newest, whose path is returned (None where the trial has none)."""
-    from search.trainable import train_run_dir
     from trainables.loop import checkpoint_steps
 
     fs, run_dir = filesystem(train_run_dir(sweep_path, trial_id))
@@ -391,7 +377,6 @@ def read_details(sweep_path: str, trial_id: str, budget: Any) -> dict[str, Any]:
     ``target_step``, ``checkpoint_path``), from the file its worker wrote beside its Train run
     before reporting; empty when there is none for that budget (a surrogate trial, or a
     worker that died between writing and reporting). JSON: reading it runs no code."""
-    from search.trainable import train_run_dir
     from trainables.loop import details_file
 
     if budget is None:
@@ -436,22 +421,3 @@ def _as_uri(path: str | None, sweep_path: str) -> str | None:
     if path and "://" in sweep_path and "://" not in path:
         return f"{sweep_path.split('://', 1)[0]}://{path}"
     return path
-
-
-def _error_text(trial) -> str:
-    from search.trainable import root_cause
-
-    try:
-        err = trial.get_error()
-    except Exception:  # noqa: BLE001 - an unreadable error must not lose the row
-        err = None
-    if err is not None:
-        return root_cause(err)
-    path = getattr(trial, "error_file", None)
-    if path:
-        try:
-            with open(path) as f:
-                return root_cause(Exception(f.read()))
-        except OSError:
-            pass
-    return "trial failed (no error text recorded)"

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from search.tables import exists, filesystem, write_atomic
 from spaces.config import TrialConfig
-from spaces.models import gpu_share
+from spaces.packing import gpu_share
 from spaces.sweep import SweepConfig
 
 FILE = "similarity.parquet"

@@ -34,7 +34,7 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution, Flo
                                   IntDistribution)
 from optuna.trial import TrialState
 
-from search.query import Sweep, load_sweep
+from search.query import SweepResults, load_sweep
 from search.results import ResultsError, config_from_row
 from spaces.config import TrialConfig
 from spaces.objective import OBJECTIVE_ECE
@@ -45,11 +45,11 @@ STATES = {"finished": TrialState.COMPLETE, "duplicate": TrialState.COMPLETE,
           "stopped": TrialState.PRUNED, "error": TrialState.FAIL}
 
 
-def _sweep(sweep: Sweep | str) -> Sweep:
+def _sweep(sweep: SweepResults | str) -> SweepResults:
     return load_sweep(sweep) if isinstance(sweep, str) else sweep
 
 
-def sweep_plan(sweep: Sweep):
+def sweep_plan(sweep: SweepResults):
     """The sweep's plan from its manifest; None for tables without one (by hand, copied)."""
     from search.sweep import load_plan
 
@@ -99,7 +99,7 @@ class Replay:
         return self._answer(name, IntDistribution(low, high, step=step))
 
 
-def study_from_sweep(sweep: Sweep | str, *,
+def study_from_sweep(sweep: SweepResults | str, *,
                      storage: str | optuna.storages.BaseStorage | None = None,
                      study_name: str | None = None) -> optuna.Study:
     """The sweep's trials as an Optuna study (in memory unless ``storage`` is given), in the
@@ -114,7 +114,7 @@ def study_from_sweep(sweep: Sweep | str, *,
     return study
 
 
-def _rebuild(sweep: Sweep) -> tuple[list[str], list[str], list[optuna.trial.FrozenTrial]]:
+def _rebuild(sweep: SweepResults) -> tuple[list[str], list[str], list[optuna.trial.FrozenTrial]]:
     """Directions, metric names and frozen trials of a sweep's study."""
     plan = sweep_plan(sweep)
     if plan is None:
@@ -158,7 +158,7 @@ def _rebuild(sweep: Sweep) -> tuple[list[str], list[str], list[optuna.trial.Froz
     return ["maximize"], ["objective"], frozen
 
 
-def export_optuna(sweep: Sweep | str, url: str, *, study_name: str | None = None) -> optuna.Study:
+def export_optuna(sweep: SweepResults | str, url: str, *, study_name: str | None = None) -> optuna.Study:
     """Write the sweep as a new study into the Optuna storage at ``url`` (e.g.
     ``sqlite:///sweep.db``); the study is named after the sweep unless ``study_name`` is
     given. An existing study of that name is left alone (an error says so); a failed export
@@ -218,7 +218,7 @@ def warm_start(plan) -> WarmStart:
     from search.results import read_table, reported_metrics, versions
     from search.sweep import load_plan, manifest_versions
     from spaces.config import ConfigError, OBJECTIVE_KEYS
-    from spaces.space import trial_config
+    from spaces.space import suggested_config
 
     trials: list[optuna.trial.FrozenTrial] = []
     finished: dict[str, dict[str, Any]] = {}
@@ -257,7 +257,7 @@ def warm_start(plan) -> WarmStart:
             cfg = TrialConfig.from_dict(config_from_row(row))
             replay = Replay(cfg)
             define_space(replay, plan.sweep.space)
-            if not replay.fits or trial_config(plan.base, replay.params,
+            if not replay.fits or suggested_config(plan.base, replay.params,
                                                plan.sweep.space).config_hash() != cfg.config_hash():
                 continue  # not a point of this space, or other settings outside it
             ref = row["duplicate_of"] if "#" in (row["duplicate_of"] or "") \

@@ -21,12 +21,13 @@ from search.console import Console
 from search.results import ResultsWriter, filesystem
 from search.searcher import BudgetedSearch, PruningOptunaSearch, make_searcher
 from search.study import warm_start
-from search.trainable import surrogate_trial, trial_resources, tune_trial
+from search.tune_trials import surrogate_trial, trial_resources, tune_trial
 from trainables.storage import StorageFullError, fail_fast, is_storage_full, run_filesystem
 from trainables.surrogate import surrogate_longest
 from spaces.config import ConfigError, TrialConfig
 from spaces.objective import BUDGET_KEY, SCORE_KEY, tune_keys
-from spaces.sweep import SweepConfig, idle_gpu_note, packing_problems
+from spaces.packing import idle_gpu_note, sweep_packing_problems
+from spaces.sweep import SweepConfig
 from spaces.models import get_model_size
 
 class _NoTrialLogFiles(logging.Filter):
@@ -53,7 +54,7 @@ class SweepPlan:
     warm_start: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        problems = packing_problems(self.base, self.sweep)
+        problems = sweep_packing_problems(self.base, self.sweep)
         if problems:  # a size the space draws would not fit its GPU share
             raise ConfigError(problems)
 
@@ -426,7 +427,7 @@ def _staged(sweep: SweepConfig) -> int:
 
 def _trainable(plan: SweepPlan, reuse: Mapping[str, Mapping[str, Any]]):
     """The Tune trainable of the plan: a model trial (Ray Train) or a surrogate one,
-    holding the resources ``search.trainable.trial_resources`` gives it. ``reuse``: the
+    holding the resources ``search.tune_trials.trial_resources`` gives it. ``reuse``: the
     results of earlier sweeps' finished configs (``search.study.WarmStart.finished``)."""
     sweep, base, spec = plan.sweep, plan.base.to_dict(), plan.sweep.space.to_dict()
     surrogate = sweep.trainable == "surrogate"

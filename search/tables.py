@@ -77,6 +77,11 @@ def parts_dir(sweep_path: str) -> str:
     return f"{results_dir(sweep_path)}/parts"
 
 
+def train_run_dir(sweep_path: str, trial_id: str) -> str:
+    """Where the Train run of a sweep's trial keeps its checkpoints and details."""
+    return f"{sweep_path}/train/train-{trial_id}"
+
+
 _PART = re.compile(r"(?P<table>[a-z]+)-(?P<seq>\d{8,})-[0-9a-f]{8}\.parquet")
 
 

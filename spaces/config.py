@@ -18,16 +18,16 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from spaces.objective import OBJECTIVE_ECE
-from spaces.models import MODEL_SIZES, Shape, gpu_share, largest_batch, train_memory_gib
+from spaces.models import MODEL_SIZES
+from spaces.packing import packing_problem
 from spaces.tasks import get_task, intermediate_problem, task_names
 
 MIXING_FAMILIES: tuple[str, ...] = ("softmax", "proportional", "temperature")
 EVAL_SPLITS: tuple[str, ...] = ("dev", "test")
 
-#: keys that say how a trial runs, not what it computes: left out of the config hash
-RUN_ONLY_KEYS: frozenset[str] = frozenset({
-    "num_workers", "use_gpu", "eval_every", "train_step", "compile", "gpu_share",
-    "gpu_memory_gib", "probe_steps", "probe_examples", "probe_eval_examples"})
+#: ``field`` metadata of a key that says how a trial runs, not what it computes: left out of
+#: the config hash (``RUN_ONLY_KEYS``)
+RUN_ONLY: Mapping[str, bool] = MappingProxyType({"run_only": True})
 #: keys that say what a trial's score measures (its target, where and how it is scored,
 #: the objective's terms): sweeps that differ in one do not compare scores, and a warm
 #: start from such a sweep is refused (``search.study.warm_start``)
@@ -102,15 +102,15 @@ class TrialConfig:
     retrieval_layer: int = 0
     #: evaluate and report every this many phase-3 steps, besides the sweep's rungs and the
     #: end (0: at rungs and the end only)
-    eval_every: int = 0
+    eval_every: int = field(default=0, metadata=RUN_ONLY)
     #: the target probe at a phase-2 rung (``trainables.probe``): a copy of the encoder is
     #: fine-tuned ``probe_steps`` steps on the first ``probe_examples`` English target
     #: training examples and scored on the first ``probe_eval_examples`` of every language;
     #: the trial then goes on from its own state. 0 steps: no probe (phase-2 rungs report
     #: nothing, so ASHA judges the trial in phase 3)
-    probe_steps: int = 100
-    probe_examples: int = 3200
-    probe_eval_examples: int = 500
+    probe_steps: int = field(default=100, metadata=RUN_ONLY)
+    probe_examples: int = field(default=3200, metadata=RUN_ONLY)
+    probe_eval_examples: int = field(default=500, metadata=RUN_ONLY)
     max_length: int = 128
     seed: int = 0
     #: λ in score = mean_zs_acc − λ · mean_zs_ece
@@ -124,24 +124,25 @@ class TrialConfig:
     max_train_examples: int = 0
     max_eval_examples: int = 0
     #: Ray Train workers for this trial (DDP); GPUs used when available and asked for
-    num_workers: int = 1
-    use_gpu: bool = False
+    num_workers: int = field(default=1, metadata=RUN_ONLY)
+    use_gpu: bool = field(default=False, metadata=RUN_ONLY)
     #: phase 2/3 batches are drawn from groups of ``group_by_length`` × batch_size shuffled
     #: examples, sorted by length (HF's ``group_by_length``): little padding, still random
     #: batches; 0 or 1: plain shuffled batches
     group_by_length: int = 50
     #: ``lean`` or ``plain`` (TRAIN_STEPS); both compute the same losses
-    train_step: str = "lean"
+    train_step: str = field(default="lean", metadata=RUN_ONLY)
     #: ``torch.compile`` the encoder (one graph per shape bucket; pays off on GPUs for long
     #: trials, its compile time counts against the trial)
-    compile: bool = False
+    compile: bool = field(default=False, metadata=RUN_ONLY)
     #: trial packing: the fraction of one GPU a worker of each model size holds (e.g.
     #: {base: 0.25, large: 0.5}: four base or two large trials per GPU); sizes not named
     #: keep the catalogue's share (spaces/models.py)
-    gpu_share: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    gpu_share: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}),
+                                           metadata=RUN_ONLY)
     #: memory of the cluster's GPUs in GiB: when set, a share too small for a size's
     #: estimated need is refused before launch (0: checked on the GPU, at trial start)
-    gpu_memory_gib: float = 0.0
+    gpu_memory_gib: float = field(default=0.0, metadata=RUN_ONLY)
 
     def __post_init__(self) -> None:
         problems = list(_problems(self))
@@ -196,6 +197,11 @@ class TrialConfig:
     def config_hash(self) -> str:
         """A stable hash of what the trial computes (run-only keys left out)."""
         return config_hash(self.to_dict())
+
+
+#: keys that say how a trial runs, not what it computes (marked ``RUN_ONLY`` on the field)
+RUN_ONLY_KEYS: frozenset[str] = frozenset(
+    f.name for f in dataclasses.fields(TrialConfig) if f.metadata.get("run_only"))
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -389,70 +395,6 @@ def _packing_problems(c: TrialConfig) -> Iterable[str]:
         problem = packing_problem(c, c.model_size, c.batch_size)
         if problem:
             yield problem
-
-
-def batch_shapes(c: TrialConfig, intermediate_tasks: Iterable[str] | None = None
-                 ) -> dict[str, Shape]:
-    """The worst-case batch shape of every task a trial of ``c`` trains on, for when its
-    data is not at hand: task -> (sequences per example, ``c.max_length``), sequences being
-    a multiple-choice task's own number of choices and 1 for every other format.
-
-    The tasks are the target (trained on its ``train_task`` where it has one: XQuAD and
-    MLQA on SQuAD; a retrieval target trains nothing) and, when ``intermediate_steps`` > 0,
-    the intermediate tasks: ``intermediate_tasks`` when given (the tasks a sweep's space
-    may draw), else ``c.intermediate_tasks`` (``task@lang`` included). Unknown names are
-    left out.
-    """
-    known = set(task_names())
-    shapes: dict[str, Shape] = {}
-    if c.intermediate_steps > 0 or intermediate_tasks is not None:
-        for name in c.intermediate_tasks if intermediate_tasks is None else intermediate_tasks:
-            if intermediate_problem(name) is None:
-                shapes[name] = (_sequences(name), c.max_length)
-    if c.target in known:
-        target = get_task(c.target)
-        if target.format != "retrieval":
-            shapes[c.target] = (_sequences(target.train_task or c.target), c.max_length)
-    return shapes
-
-
-def _sequences(name: str) -> int:
-    task = get_task(name)
-    return len(task.labels) if task.format == "multiple_choice" else 1
-
-
-def packing_problem(c: TrialConfig, size: str, batch_size: int,
-                    shapes: Mapping[str, Shape] | None = None) -> str | None:
-    """Why a worker of model ``size`` at ``batch_size`` (the trial's, split among
-    ``c.num_workers``) does not fit its GPU share of a ``c.gpu_memory_gib`` GPU, or None.
-
-    ``shapes``: task -> (sequences per example, longest sequence); None: the worst case of
-    ``c``'s own tasks (``batch_shapes(c)``). Attention is fused for the ``lean`` step, eager for ``plain``.
-    """
-    if shapes is None:
-        shapes = batch_shapes(c)
-    fused = c.train_step == "lean"
-    worker_batch = -(-batch_size // c.num_workers)
-    need = train_memory_gib(size, worker_batch, shapes, fused_attention=fused)
-    share = gpu_share(c, size)
-    if share * c.gpu_memory_gib >= need:
-        return None
-    setting = f"model_size={size!r} at batch_size={batch_size}, max_length={c.max_length}"
-    task = largest_batch(size, worker_batch, shapes, fused_attention=fused)
-    if task is not None:
-        sequences, width = shapes[task]
-        if sequences > 1:
-            setting += f", {task}'s {sequences} choices per example"
-        if width != c.max_length:
-            setting += f", {task}'s sequences of up to {width} tokens"
-    if need > c.gpu_memory_gib:
-        fix = "lower batch_size or max_length (or raise num_workers)"
-    else:
-        enough = math.ceil(need / c.gpu_memory_gib * 100) / 100
-        fix = f"raise gpu_share.{size} to at least {enough}, or lower batch_size or max_length"
-    return (f"{setting} needs about {need:.1f} GiB of GPU memory per worker (estimate, "
-            f"spaces/models.py train_memory_gib), but gpu_share.{size}={share:g} of a "
-            f"{c.gpu_memory_gib:g}-GiB GPU is {share * c.gpu_memory_gib:.1f} GiB; {fix}")
 
 
 def _range(name: str, value: float, low: float, high: float, *,

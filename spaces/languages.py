@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, overload
 
+from spaces.errors import UnknownNameError
+
 Morphology = Literal["isolating", "fusional", "agglutinative", "polysynthetic"]
 MorphologySource = Literal["WALS 20A/26A", "typology literature"]
 Resource = Literal["high", "medium", "low"]
@@ -82,11 +84,8 @@ def demo_resource_class(anchor_share: float) -> str:
     return "medium" if anchor_share >= DEMO_LOW_ANCHOR else "low"
 
 
-class UnknownLanguageError(KeyError):
+class UnknownLanguageError(UnknownNameError):
     """A language code without metadata; the message names the code and the known ones."""
-
-    def __str__(self) -> str:  # KeyError would print the message quoted
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,7 @@ def _choose(trial: SuggestTrial, name: str, choices: tuple) -> Any:
     return trial.suggest_categorical(name, list(choices)) if len(choices) > 1 else choices[0]
 
 
-def trial_config(base: TrialConfig, params: Mapping[str, Any], spec: SpaceSpec) -> TrialConfig:
+def suggested_config(base: TrialConfig, params: Mapping[str, Any], spec: SpaceSpec) -> TrialConfig:
     """The full trial config of a suggestion: ``base`` with the searched values applied.
 
     ``params`` may be flat (``task/x``) or nested as Ray Tune passes it

@@ -6,8 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from spaces.config import ConfigError, TrialConfig, batch_shapes, packing_problem
-from spaces.models import gpu_share
+from spaces.config import ConfigError
 from spaces.space import SpaceSpec
 
 MODES: tuple[str, ...] = ("scalar", "multi")
@@ -208,34 +207,3 @@ def _problems(s: SweepConfig) -> Iterable[str]:
     if not (isinstance(s.asha_reduction, (int, float)) and math.isfinite(s.asha_reduction)
             and s.asha_reduction > 1):
         yield f"asha_reduction={s.asha_reduction!r}: expected a number > 1"
-
-
-def packing_problems(base: TrialConfig, sweep: SweepConfig) -> list[str]:
-    """Model sizes of the space that would not fit their GPU share at the space's largest
-    batch size (``base.gpu_memory_gib`` known, GPUs used): a sweep is refused before
-    launch rather than OOM in some trials. Multiple-choice tasks the space may include
-    count with their own choices (``batch_shapes``: each task's worst case)."""
-    if not base.use_gpu or base.gpu_memory_gib <= 0:
-        return []
-    space = sweep.space
-    shapes = batch_shapes(base, space.tasks)
-    problems = [packing_problem(base, size, max(space.batch_size), shapes)
-                for size in space.model_sizes]
-    return [f"search.space: {p}" for p in problems if p]
-
-
-def idle_gpu_note(base: TrialConfig, sweep: SweepConfig, gpus: float) -> str | None:
-    """A warning when ``gpus`` GPUs would sit partly idle: the sweep keeps at most
-    ``concurrency`` trials in flight, fewer than the GPUs hold of any size of the space
-    at its ``gpu_share``. None when GPUs are not used or the sweep fills them."""
-    if not base.use_gpu or gpus <= 0 or sweep.trainable != "model":
-        return None
-    holds = {size: int(gpus / (gpu_share(base, size) * base.num_workers) + 1e-9)
-             for size in sweep.space.model_sizes}
-    if sweep.concurrency >= min(holds.values()):
-        return None
-    fits = ", ".join(f"{n} {size}" for size, n in holds.items())
-    return (f"search.concurrency={sweep.concurrency} keeps at most {sweep.concurrency} trials "
-            f"in flight, but the cluster's {gpus:g} GPUs hold {fits} trials at their "
-            f"gpu_share: GPUs will sit idle; raise search.concurrency to "
-            f"{min(holds.values())} or more (--set search.concurrency=N)")

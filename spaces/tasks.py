@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal, Mapping
 
+from spaces.errors import UnknownNameError
+
 Format = Literal["classification", "multiple_choice", "span_qa", "tagging", "retrieval"]
 Role = Literal["intermediate", "target"]
 SourceKind = Literal["hf", "files", "demo"]
@@ -110,7 +112,7 @@ class TaskSource:
         try:
             return self.config_languages[language]
         except KeyError:
-            raise KeyError(f"{self.path} has no config for language {language!r}; it has: "
+            raise UnknownNameError(f"{self.path} has no config for language {language!r}; it has: "
                            f"{', '.join(self.config_languages)}") from None
 
     def mirror_split(self, split: str) -> str:
@@ -243,7 +245,7 @@ def get_task(name: str) -> TaskSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(
+        raise UnknownNameError(
             f"unknown task {name!r}; known tasks: {', '.join(sorted(_REGISTRY))}"
         ) from None
 
@@ -254,7 +256,7 @@ def _in_language(base: str, language: str) -> TaskSpec:
     try:
         task = get_task(base)
     except KeyError as exc:
-        raise KeyError(f"{name!r}: {exc.args[0]}") from None
+        raise UnknownNameError(f"{name!r}: {exc.args[0]}") from None
     if task.format not in INTERMEDIATE_FORMATS:
         raise ValueError(f"{name!r}: {base} is a {task.format} task, which phase 2 cannot train "
                          f"(it has no head); intermediate tasks are of the formats "
@@ -264,7 +266,7 @@ def _in_language(base: str, language: str) -> TaskSpec:
         raise ValueError(f"{name!r}: {base} has no training data of its own{trained_on}, so it "
                          "cannot be an intermediate task; choose a task with a train split")
     if language not in task.languages:
-        raise KeyError(f"{name!r}: {base} has no language {language!r}; it has: "
+        raise UnknownNameError(f"{name!r}: {base} has no language {language!r}; it has: "
                        f"{', '.join(task.languages)}; write {base}{LANGUAGE_SEPARATOR}LANG "
                        "with one of them")
     if task.role == "intermediate" and language == task.train_language:

@@ -167,7 +167,7 @@ def _source(task: TaskSpec, name: str, lang: str, language: str,
         return (src.path + (f" ({config})" if config else ""),
                 lambda: datasets.load_dataset(src.path, config, split=name.format(lang=lang)))
     if src.kind == "demo":
-        from trainables.embedded import demo_suite_dir
+        from trainables.embedded_default import demo_suite_dir
 
         path = str(demo_suite_dir() / src.path / f"{name}.{language}.jsonl")
     else:

@@ -4,7 +4,7 @@ Ray's fractional GPUs are bookkeeping only: a worker holding 0.25 of a GPU can s
 allocate all of it, and then the trial that OOMs is whichever asks next, often a
 neighbour. So each worker checks, before it loads the model, that its share of the GPU
 holds the estimated need of its model size at the batch shapes of its data
-(``spaces.models.train_memory_gib``) and that that much is free now, then caps PyTorch's
+(``spaces.packing.train_memory_gib``) and that that much is free now, then caps PyTorch's
 caching allocator at its share: a trial that outgrows its share OOMs itself, not its
 neighbours.
 """
@@ -17,8 +17,8 @@ from typing import Mapping
 
 import torch
 
-from spaces.config import TrialConfig, batch_shapes
-from spaces.models import (CUDA_OVERHEAD_GIB, GIB, Shape, gpu_share, largest_batch,
+from spaces.config import TrialConfig
+from spaces.packing import (CUDA_OVERHEAD_GIB, GIB, Shape, batch_shapes, gpu_share, largest_batch,
                            train_memory_gib)
 from trainables.tokens import bucket_width
 
@@ -65,7 +65,7 @@ def claim_gpu(cfg: TrialConfig, device: torch.device,
     ``shapes``: the batch shapes of the data the worker trains on, task -> (sequences per
     example, its longest sequence in tokens), as encoded; the estimate then follows them
     (widths rounded up to the ``lean`` step's shape buckets). None: the worst case of the
-    config's tasks, every batch at ``max_length`` (``spaces.config.batch_shapes``).
+    config's tasks, every batch at ``max_length`` (``spaces.packing.batch_shapes``).
     """
     if device.type != "cuda":
         return

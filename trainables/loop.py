@@ -51,7 +51,7 @@ from spaces.objective import BUDGET_KEY, DONE_KEY, SCORE_KEY, budget
 from spaces.tasks import get_task
 from trainables import chaos
 from trainables.data import Cursor
-from trainables.embedded import resolve_checkpoint
+from trainables.embedded_default import resolve_checkpoint
 from trainables.evaluation import evaluate
 from trainables.gpu_memory import claim_gpu
 from trainables.mixing import TaskSampler, task_probabilities

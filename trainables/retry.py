@@ -4,7 +4,7 @@ Loading a dataset or a model reaches the Hugging Face hub or a storage bucket. A
 dropped connection, a timeout, a rate limit (HTTP 429) or a server error (5xx)
 passes: ``retry_transient`` retries such a call with exponential backoff and
 jitter, and when every attempt failed it raises ``FetchError``, which the sweep
-treats as transient (``search.trainable.is_permanent``): Tune retries the trial
+treats as transient (``search.failures.is_permanent``): Tune retries the trial
 from its checkpoint (``search.max_failures``). Anything else is raised as it is
 at the first attempt, since retrying would meet it again.
 
@@ -55,7 +55,7 @@ DEFAULT_FIX = ("If it persists, fill a cache where the hub is reachable (`xstilt
                "set HF_HUB_OFFLINE=1 on the nodes")
 #: the longest message of our load errors. Ray Train keeps only the last 500 characters of
 #: a worker's traceback, and the sweep reads the error's class from its last line
-#: (``search.trainable.root_cause``): that line, class name first, must fit in them
+#: (``search.failures.root_cause``): that line, class name first, must fit in them
 MESSAGE_LIMIT = 420
 #: the longest wait between two attempts, whatever a server's Retry-After asks for
 MAX_WAIT_S = 60.0

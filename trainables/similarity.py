@@ -105,7 +105,7 @@ def estimate_pair(cfg: TrialConfig, task: str, *, steps: int, examples: int) -> 
     from spaces.models import get_model_size
     from spaces.tasks import get_task
     from trainables.data import Cursor
-    from trainables.embedded import resolve_checkpoint
+    from trainables.embedded_default import resolve_checkpoint
     from trainables.model import MultiTaskModel
     from trainables.step import TrainStep, attention_implementation, make_optimizer
     from trainables.trial_data import load_trial_data

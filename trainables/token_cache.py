@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import pyarrow as pa
 
 from spaces.tasks import TaskSpec
-from trainables.embedded import cache_root
+from trainables.embedded_default import cache_root
 from trainables.encoded import EncodedSplit, from_tables
 
 log = logging.getLogger("xstilts.cache")

@@ -9,7 +9,8 @@ import ray.train
 from ray.train.torch import TorchTrainer
 
 from spaces.config import TrialConfig
-from spaces.models import get_model_size, gpu_share
+from spaces.models import get_model_size
+from spaces.packing import gpu_share
 from trainables.loop import train_loop_per_worker
 from trainables.storage import run_filesystem
 

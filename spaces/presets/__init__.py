@@ -28,6 +28,7 @@ from spaces.config import ConfigError, TrialConfig, apply_overrides
 from spaces.space import SpaceSpec
 from spaces.sweep import SweepConfig
 from spaces.tasks import task_names
+from spaces.errors import UnknownNameError
 
 _SECTIONS = ("description", "trial", "search", "targets")
 _TRIAL_KEYS = tuple(f.name for f in dataclasses.fields(TrialConfig))
@@ -140,7 +141,7 @@ def load_preset(name_or_path: str) -> Preset:
         text, name, source = path.read_text(), path.stem, str(path)
     else:
         if name_or_path not in preset_names():
-            raise KeyError(
+            raise UnknownNameError(
                 f"unknown preset {name_or_path!r}; shipped presets: {', '.join(preset_names())} "
                 "(or give a path to a .yaml file)"
             )

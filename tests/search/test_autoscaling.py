@@ -46,7 +46,7 @@ IDLE_TIMEOUT_S = 6.0
 class MemoryFakeProvider(FakeMultiNodeProvider):
     """Ray's fake multi-node provider for node types that declare ``memory``.
 
-    A trial asks for a token of Ray's ``memory`` resource (search.trainable), so the
+    A trial asks for a token of Ray's ``memory`` resource (search.tune_trials), so the
     autoscaler launches only node types that declare memory; on AWS `ray up` fills it in
     from the instance type. Ray's fake provider would hand it to the node as a custom
     resource, which Ray refuses: the node measures its own memory instead.

@@ -139,10 +139,10 @@ def test_every_trial_of_a_paper_preset_fits_the_gpu_of_its_node_type(raw, preset
     target's recipe), fits the GPU memory label of the node type labelled with that size,
     at the preset's packing, with the worst-case batch shapes of the space's tasks: what
     `xstilts run PRESET --set gpu_memory_gib=GIB` checks before launch."""
-    from spaces.config import ConfigError, batch_shapes, packing_problem
-    from spaces.models import gpu_share
+    from spaces.config import ConfigError
+    from spaces.packing import batch_shapes, gpu_share, packing_problem
     from spaces.presets import load_preset
-    from spaces.sweep import packing_problems
+    from spaces.packing import sweep_packing_problems as packing_problems
 
     p = load_preset(preset)
     for target in (p.trial_config().target, *p.targets):

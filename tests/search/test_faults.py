@@ -83,6 +83,6 @@ def test_nan_exception_and_oom_are_recorded_retried_and_the_sweep_goes_on(tmp_pa
     ("OSError: [Errno 5] Input/output error", False),
 ])
 def test_which_causes_are_retried(cause, permanent):
-    from search.trainable import is_permanent
+    from search.failures import is_permanent
 
     assert is_permanent(cause) is permanent

@@ -18,7 +18,7 @@ import pytest
 from search.results import read_table
 from trainables.chaos import read_ledger
 from trainables.data import LOAD_ATTEMPTS
-from trainables.embedded import demo_suite_dir, tiny_model_dir
+from trainables.embedded_default import demo_suite_dir, tiny_model_dir
 
 pytestmark = pytest.mark.ray
 

@@ -9,7 +9,7 @@ import pytest
 from search.priors import prior_points
 from search.searcher import make_searcher
 from spaces.presets import load_preset
-from spaces.space import trial_config
+from spaces.space import suggested_config
 
 RANKED = pd.Series({"demo-match": 0.3, "demo-tags": 0.2, "demo-topic": 0.1, "demo-polarity": 0.0})
 
@@ -42,7 +42,7 @@ def test_priors_change_the_first_suggestions_and_the_study_shows_them():
         primed.suggest(f"q{i}")
 
     def tasks(searcher):  # the task subsets of the study's trials, as the trials get them
-        return [sorted(trial_config(base, t.params, sweep.space).intermediate_tasks)
+        return [sorted(suggested_config(base, t.params, sweep.space).intermediate_tasks)
                 for t in searcher.study.trials]
 
     assert tasks(primed) == [_flags(p) for p in points]

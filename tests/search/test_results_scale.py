@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import search.tables as tables
-from search.query import Sweep, best, load_sweep, pareto
+from search.query import SweepResults, best, load_sweep, pareto
 from search.results import (CORE_COLUMNS, HISTORY_COLUMNS, SCHEMA_KEY, SEQ_KEY, PartStore,
                             ResultsError, ResultsWriter, TableFiles, _table, list_parts,
                             read_table, table_path, write_part, write_table)
-from search.trainable import train_run_dir
+from search.tables import train_run_dir
 from spaces.config import TrialConfig
 from spaces.space import SpaceSpec
 from trainables.loop import details_file
@@ -332,7 +332,7 @@ def ranked_sweep(tmp_path_factory):
 def test_best_and_pareto_match_the_pandas_reference(ranked_sweep):
     full = read_table(ranked_sweep, "trials").to_pandas()
     assert full["trial_id"].is_unique and len(full) == 3000
-    loaded = Sweep(ranked_sweep, trials=full)  # the in-memory path, same ranking code
+    loaded = SweepResults(ranked_sweep, trials=full)  # the in-memory path, same ranking code
     for k in (1, 3, 10, 200, 5000):
         ref = _best_reference(full, k)
         pd.testing.assert_frame_equal(best(ranked_sweep, k=k), ref)

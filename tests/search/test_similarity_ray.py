@@ -14,7 +14,7 @@ from search.priors import prior_points
 from search.similarity import read_similarity, task_estimates
 from search.sweep import SweepPlan, run_sweep
 from spaces.presets import load_preset
-from spaces.space import trial_config
+from spaces.space import suggested_config
 
 NAME = "sim"
 
@@ -69,7 +69,7 @@ def test_a_sweep_with_priors_runs_the_most_promising_tasks_first(ray_local, tmp_
     assert len(trials) == 8
     for trial, point in zip(trials, expected):
         assert trial.system_attrs["fixed_params"] == point
-        cfg = trial_config(plan.base, trial.params, sweep.space)
+        cfg = suggested_config(plan.base, trial.params, sweep.space)
         assert sorted(cfg.intermediate_tasks) == sorted(
             k.removeprefix("task/") for k, on in point.items() if on)
     assert all("fixed_params" not in t.system_attrs for t in trials[len(expected):])

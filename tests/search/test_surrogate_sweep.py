@@ -11,15 +11,15 @@ import optuna
 import pytest
 
 import search.sweep
-import search.trainable
+import search.tune_trials
 from search.results import config_from_row, read_table
 from search.sweep import SweepPlan, run_sweep
-from search.trainable import surrogate_trial
+from search.tune_trials import surrogate_trial
 from tests.search.test_report import assert_exported_like_the_live_study
 from spaces.config import TrialConfig
 from spaces.objective import BUDGET_KEY, DONE_KEY, TUNE_KEYS
 from spaces.presets import load_preset
-from spaces.space import trial_config
+from spaces.space import suggested_config
 from trainables.surrogate import surrogate_curve, surrogate_metrics, surrogate_phases
 
 
@@ -45,13 +45,13 @@ def test_a_surrogate_trial_reports_at_its_rungs_and_lasts_as_long_as_its_steps(
     base = preset.trial_config()
     params = {"task/squad": True, "task/mnli": True, "mixing": "proportional",
               "learning_rate": 1.5e-5, "warmup_ratio": 0.1, "intermediate_steps": 10000}
-    cfg = trial_config(base, params, sweep.space)
+    cfg = suggested_config(base, params, sweep.space)
     assert surrogate_phases(cfg) == (10000, 24544)
     clock, reports = _Clock(), []
-    monkeypatch.setattr(search.trainable, "time", clock)
-    monkeypatch.setattr(search.trainable.ray.tune, "report",
+    monkeypatch.setattr(search.tune_trials, "time", clock)
+    monkeypatch.setattr(search.tune_trials.ray.tune, "report",
                         lambda metrics: reports.append((clock.now - 100.0, metrics)))
-    monkeypatch.setattr(search.trainable.ray.tune, "get_context",
+    monkeypatch.setattr(search.tune_trials.ray.tune, "get_context",
                         lambda: SimpleNamespace(get_trial_id=lambda: "t0"))
     surrogate_trial(params, base=base.to_dict(), spec=sweep.space.to_dict(),
                     sweep_path=str(tmp_path), rungs=sweep.rungs(10**9), two_phase=two_phase,
@@ -125,11 +125,11 @@ def test_two_phase_asha_stops_surrogate_trials_in_phase_2(ray_local, tmp_path):
     pruned = [t for t in outcome.study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert len(pruned) == len([t for t in trials if t["status"] == "stopped"])
     for t in pruned:
-        cfg = trial_config(base, t.params, sweep.space)
+        cfg = suggested_config(base, t.params, sweep.space)
         assert set(t.intermediate_values) <= set(rungs)
         assert t.intermediate_values[max(t.intermediate_values)] == \
             surrogate_curve(cfg, max(t.intermediate_values), two_phase=True)["score"]
-    assert any(max(t.intermediate_values) <= trial_config(base, t.params, sweep.space)
+    assert any(max(t.intermediate_values) <= suggested_config(base, t.params, sweep.space)
                .intermediate_steps for t in pruned)
     assert_exported_like_the_live_study(plan.path, outcome.study, tmp_path)
 

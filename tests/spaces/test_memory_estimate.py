@@ -8,8 +8,9 @@ import logging
 
 import pytest
 
-from spaces.config import ConfigError, TrialConfig, batch_shapes, packing_problem
-from spaces.models import GIB, MODEL_SIZES, largest_batch, train_memory_gib
+from spaces.config import ConfigError, TrialConfig
+from spaces.models import MODEL_SIZES
+from spaces.packing import GIB, batch_shapes, largest_batch, packing_problem, train_memory_gib
 
 STATES_BASE = 16 * 278e6  # bytes: fp32 weights, gradients, AdamW's two moments
 

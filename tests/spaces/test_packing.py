@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from spaces.config import ConfigError, TrialConfig, batch_shapes
-from spaces.models import GIB, MODEL_SIZES, gpu_share, train_memory_gib
+from spaces.config import ConfigError, TrialConfig
+from spaces.models import MODEL_SIZES
+from spaces.packing import GIB, batch_shapes, gpu_share, train_memory_gib
 from spaces.presets import load_preset
-from spaces.sweep import packing_problems
+from spaces.packing import sweep_packing_problems as packing_problems
 
 #: a 24-GiB GPU with base trials packed eight to a GPU: 3 GiB each, too little for base
 TOO_TIGHT = {"use_gpu": True, "model_size": "base", "gpu_memory_gib": 24.0,
@@ -50,7 +51,7 @@ def test_estimate_counts_every_choice_of_a_multiple_choice_example():
 
 
 def test_the_tiny_catalogue_entry_has_the_embedded_models_dimensions():
-    from trainables.embedded import TINY_ARCH
+    from trainables.embedded_default import TINY_ARCH
 
     tiny = MODEL_SIZES["tiny"]
     assert (tiny.hidden, tiny.heads, tiny.layers) == (
@@ -212,7 +213,8 @@ def test_a_trainer_asks_ray_for_the_configs_share_per_worker(tmp_path):
 
 
 def test_a_sweep_that_would_leave_gpus_idle_is_told_so():
-    from spaces.sweep import SweepConfig, idle_gpu_note
+    from spaces.packing import idle_gpu_note
+    from spaces.sweep import SweepConfig
 
     base = TrialConfig(use_gpu=True, model_size="base", gpu_share={"base": 0.125, "large": 0.5})
     only_base = SweepConfig.from_dict({"concurrency": 2, "space": {"model_sizes": ["base"]}})

@@ -5,7 +5,7 @@ import pytest
 
 from spaces.config import ConfigError, TrialConfig
 from spaces.presets import load_preset, parse_preset
-from spaces.space import define_space, trial_config
+from spaces.space import define_space, suggested_config
 from spaces.sweep import SweepConfig
 from spaces.tasks import task_names
 
@@ -23,10 +23,10 @@ search: {space: {tasks: [demo-polarity], batch_size: [16, 32], target_epochs: [8
 
 
 def _sweep_trial(base: TrialConfig, sweep: SweepConfig) -> TrialConfig:
-    """The config one trial of the sweep runs (as ``search.trainable`` builds it)."""
+    """The config one trial of the sweep runs (as ``search.tune_trials`` builds it)."""
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
     define_space(trial, sweep.space)
-    return trial_config(base, trial.params, sweep.space)
+    return suggested_config(base, trial.params, sweep.space)
 
 
 def test_the_recipe_covers_the_nine_xtreme_targets():

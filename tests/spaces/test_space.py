@@ -3,7 +3,7 @@ import pytest
 from optuna.trial import FixedTrial
 
 from spaces.config import ConfigError, TrialConfig
-from spaces.space import SpaceSpec, define_space, trial_config
+from spaces.space import SpaceSpec, define_space, suggested_config
 from spaces.sweep import SweepConfig
 
 SPEC = SpaceSpec(tasks=("demo-polarity", "demo-topic", "demo-match"),
@@ -21,7 +21,7 @@ def test_weights_only_for_included_tasks_under_softmax():
     trial = FixedTrial(params)
     define_space(trial, SPEC)
     assert set(trial.params) == set(params)  # exactly these names, no weight/demo-topic
-    cfg = trial_config(BASE, params, SPEC)
+    cfg = suggested_config(BASE, params, SPEC)
     assert cfg.intermediate_tasks == ("demo-polarity", "demo-match")
     assert cfg.weights == {"demo-polarity": 1.5, "demo-match": -0.5}
     assert cfg.mixing == "softmax" and cfg.learning_rate == 2e-3 and cfg.intermediate_steps == 300
@@ -32,7 +32,7 @@ def test_single_task_has_no_mixing_or_weights():
     trial = FixedTrial(params)
     define_space(trial, SPEC)
     assert not any(k.startswith(("weight/", "mixing")) for k in trial.params)
-    assert trial_config(BASE, params, SPEC).intermediate_tasks == ("demo-topic",)
+    assert suggested_config(BASE, params, SPEC).intermediate_tasks == ("demo-topic",)
 
 
 def test_empty_subset_is_impossible_the_last_task_is_then_included():
@@ -40,7 +40,7 @@ def test_empty_subset_is_impossible_the_last_task_is_then_included():
     trial = FixedTrial(params)
     define_space(trial, SPEC)  # does not ask for task/demo-match
     assert "task/demo-match" not in trial.params
-    assert trial_config(BASE, params, SPEC).intermediate_tasks == ("demo-match",)
+    assert suggested_config(BASE, params, SPEC).intermediate_tasks == ("demo-match",)
 
 
 def test_temperature_family_asks_for_temperature_only():
@@ -48,7 +48,7 @@ def test_temperature_family_asks_for_temperature_only():
                         "mixing": "temperature", "mixing_temperature": 3.0})
     trial = FixedTrial(params)
     define_space(trial, SPEC)
-    cfg = trial_config(BASE, params, SPEC)
+    cfg = suggested_config(BASE, params, SPEC)
     assert cfg.mixing == "temperature" and cfg.mixing_temperature == 3.0 and cfg.weights == {}
 
 
@@ -56,7 +56,7 @@ def test_nested_params_as_ray_tune_passes_them():
     nested = {"task": {"demo-polarity": True, "demo-topic": True, "demo-match": False},
               "mixing": "softmax", "weight": {"demo-polarity": 2.0, "demo-topic": 0.0},
               "learning_rate": 1e-3, "warmup_ratio": 0.0, "intermediate_steps": 200}
-    cfg = trial_config(BASE, nested, SPEC)
+    cfg = suggested_config(BASE, nested, SPEC)
     assert cfg.weights == {"demo-polarity": 2.0, "demo-topic": 0.0}
 
 
@@ -65,7 +65,7 @@ def test_real_sampler_never_proposes_an_empty_subset_and_names_are_stable():
     for _ in range(300):
         trial = study.ask()
         define_space(trial, SPEC)
-        cfg = trial_config(BASE, trial.params, SPEC)
+        cfg = suggested_config(BASE, trial.params, SPEC)
         assert cfg.intermediate_tasks
         weights = {k.split("/")[1] for k in trial.params if k.startswith("weight/")}
         assert weights <= set(cfg.intermediate_tasks)

@@ -9,9 +9,10 @@ import optuna
 import pytest
 from optuna.trial import FixedTrial
 
-from spaces.config import ConfigError, TrialConfig, apply_overrides, batch_shapes
+from spaces.config import ConfigError, TrialConfig, apply_overrides
+from spaces.packing import batch_shapes
 from spaces.presets import load_preset
-from spaces.space import SpaceSpec, define_space, trial_config
+from spaces.space import SpaceSpec, define_space, suggested_config
 from spaces.tasks import get_task, intermediate_problem, register, split_language, task_names
 
 
@@ -123,12 +124,12 @@ def test_space_names_its_flag_and_weight_after_task_at_lang():
     trial = FixedTrial(params)
     define_space(trial, SPEC)
     assert set(trial.params) == set(params)
-    cfg = trial_config(TrialConfig(), params, SPEC)
+    cfg = suggested_config(TrialConfig(), params, SPEC)
     assert cfg.intermediate_tasks == ("demo-polarity", "demo-polarity@de")
     assert cfg.weights == {"demo-polarity": 0.5, "demo-polarity@de": -1.0}
     nested = {"task": {"demo-polarity": False, "demo-polarity@de": True},  # as Ray Tune passes it
               "learning_rate": 2e-3, "warmup_ratio": 0.1, "intermediate_steps": 300}
-    assert trial_config(TrialConfig(), nested, SPEC).intermediate_tasks == ("demo-polarity@de",)
+    assert suggested_config(TrialConfig(), nested, SPEC).intermediate_tasks == ("demo-polarity@de",)
 
 
 def test_a_real_study_suggests_task_at_lang_and_builds_its_config():
@@ -138,7 +139,7 @@ def test_a_real_study_suggests_task_at_lang_and_builds_its_config():
     for i in range(20):
         trial = study.ask()
         define_space(trial, SPEC)
-        cfg = trial_config(TrialConfig(), trial.params, SPEC)
+        cfg = suggested_config(TrialConfig(), trial.params, SPEC)
         if "weight/demo-polarity@de" in trial.params:
             seen.append(cfg)
             assert "demo-polarity@de" in cfg.intermediate_tasks

@@ -12,7 +12,7 @@ from spaces.config import TrialConfig
 from spaces.models import EMBEDDED_TINY
 from spaces.tasks import get_task
 from trainables.data import DATA_DIR_ENV, load_rows
-from trainables.embedded import resolve_checkpoint
+from trainables.embedded_default import resolve_checkpoint
 from trainables.encoding import encode, tag_vocabulary
 from trainables.model import MultiTaskModel
 from trainables.step import attention_implementation, make_optimizer

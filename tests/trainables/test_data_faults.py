@@ -232,7 +232,7 @@ def _as_ray_reports(exc: BaseException) -> str:
                                                                     WorkerStatus)
     from ray.train.v2._internal.util import construct_user_exception_with_traceback
 
-    from search.trainable import root_cause
+    from search.failures import root_cause
 
     try:
         raise exc
@@ -243,7 +243,7 @@ def _as_ray_reports(exc: BaseException) -> str:
 
 
 def test_the_sweep_still_reads_the_class_of_a_long_load_error(faults, tmp_path):
-    from search.trainable import is_permanent
+    from search.failures import is_permanent
 
     deep = tmp_path / ("a-long-folder-name-" * 6) / ("and-another-one-" * 5)
     deep.mkdir(parents=True)

@@ -64,7 +64,7 @@ def test_build_is_deterministic_and_corpus_has_no_tags(suite, tmp_path):
 def test_demo_tags_load_and_encode_through_the_registry():
     from transformers import AutoTokenizer
 
-    from trainables.embedded import resolve_checkpoint
+    from trainables.embedded_default import resolve_checkpoint
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint("embedded:tiny"))
     task = get_task("demo-tags")

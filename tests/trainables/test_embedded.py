@@ -1,7 +1,7 @@
 import json
 
 from trainables import demo_suite
-from trainables.embedded import _build_tiny, canonical_pieces, demo_suite_dir, tiny_model_dir
+from trainables.embedded_default import _build_tiny, canonical_pieces, demo_suite_dir, tiny_model_dir
 
 
 def test_tiny_model_loads_through_from_pretrained_and_is_xlmr():

@@ -16,7 +16,7 @@ from spaces.config import ConfigError, TrialConfig
 from spaces.models import EMBEDDED_TINY
 from spaces.tasks import get_task
 from trainables import demo_suite
-from trainables.embedded import demo_suite_dir, resolve_checkpoint
+from trainables.embedded_default import demo_suite_dir, resolve_checkpoint
 from trainables.evaluation import evaluate
 from trainables.model import MultiTaskModel
 from trainables.trial_data import load_trial_data

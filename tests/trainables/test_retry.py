@@ -11,7 +11,7 @@ import pytest
 import requests
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
-from search.trainable import is_permanent
+from search.failures import is_permanent
 from tests.trainables.hub_errors import hub_error
 from trainables import retry
 from trainables.retry import FetchError, describe, is_offline, is_transient, retry_transient

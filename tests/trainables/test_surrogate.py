@@ -7,7 +7,7 @@ import pytest
 from spaces.config import TrialConfig
 from spaces.objective import budget
 from spaces.presets import load_preset
-from spaces.space import SpaceSpec, define_space, trial_config
+from spaces.space import SpaceSpec, define_space, suggested_config
 from trainables.surrogate import (
     PROBE_BIAS,
     PROBE_GAP,
@@ -48,7 +48,7 @@ def test_no_point_of_the_space_beats_the_optimum_and_a_search_gets_close(preset)
     for _ in range(600):
         trial = study.ask()
         define_space(trial, spec)
-        value = surrogate_metrics(trial_config(base, trial.params, spec), noise=0.0)["score"]
+        value = surrogate_metrics(suggested_config(base, trial.params, spec), noise=0.0)["score"]
         study.tell(trial, value)
         assert value <= optimum + 1e-12
         best = max(best, value)
@@ -109,7 +109,7 @@ def test_phase_3_evaluations_climb_to_the_final_value_less_noisy_as_they_go():
     for _ in range(300):
         trial = study.ask()
         define_space(trial, spec)
-        cfg = trial_config(base, trial.params, spec)
+        cfg = suggested_config(base, trial.params, spec)
         steps_2, steps_3 = surrogate_phases(cfg)
         final = surrogate_metrics(cfg)["score"]
         for g in gaps:
@@ -128,7 +128,7 @@ def test_a_probe_ranks_configs_like_the_final_score_noisily_and_lower():
     for _ in range(300):
         trial = study.ask()
         define_space(trial, spec)
-        cfg = trial_config(base, trial.params, spec)
+        cfg = suggested_config(base, trial.params, spec)
         steps_2, _ = surrogate_phases(cfg)
         finals.append(surrogate_metrics(cfg)["score"])
         halfway.append(surrogate_curve(cfg, steps_2 // 2, two_phase=True)["score"])

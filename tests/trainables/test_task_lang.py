@@ -16,7 +16,7 @@ from spaces.models import EMBEDDED_TINY
 from spaces.tasks import get_task
 from trainables import demo_suite
 from trainables.data import Cursor, load_rows, mirror_file
-from trainables.embedded import demo_suite_dir, resolve_checkpoint
+from trainables.embedded_default import demo_suite_dir, resolve_checkpoint
 from trainables.mixing import TaskSampler, task_probabilities
 from trainables.model import MultiTaskModel
 from trainables.step import TrainStep, make_optimizer

@@ -14,7 +14,7 @@ from spaces.models import EMBEDDED_TINY
 from spaces.tasks import PAPER_INTERMEDIATE, get_task
 from trainables.data import load_rows
 from trainables.encoding import encode
-from trainables.embedded import resolve_checkpoint
+from trainables.embedded_default import resolve_checkpoint
 from trainables.evaluation import METRIC_KEYS, evaluate, score_split
 from trainables.model import MultiTaskModel, task_loss
 from trainables.trial_data import load_trial_data, trial_splits

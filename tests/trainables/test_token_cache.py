@@ -58,7 +58,7 @@ def _encode_in_child(cache_dir: str, mirror: str, barrier, out) -> None:
     from transformers import AutoTokenizer
 
     from spaces.models import EMBEDDED_TINY
-    from trainables.embedded import resolve_checkpoint
+    from trainables.embedded_default import resolve_checkpoint
 
     built = []
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from ray.train import Checkpoint, TrainingFailedError
 
-from search.trainable import is_permanent, root_cause
+from search.failures import is_permanent, root_cause
 from spaces.config import TrialConfig
 from spaces.objective import BUDGET_KEY, DONE_KEY, SCORE_KEY
 from trainables.loop import STATE_FILE, UnsafeCheckpointError, load_checkpoint_file

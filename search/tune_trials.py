@@ -19,11 +19,13 @@ from ray.train import TrainingFailedError
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from search import results
+from search.failures import is_permanent, read_failure, root_cause, write_failure
+from search.tables import train_run_dir
 from trainables.storage import StorageFullError, is_storage_full
 from spaces.config import TrialConfig
-from spaces.models import gpu_share
+from spaces.packing import gpu_share
 from spaces.objective import BUDGET_KEY, DONE_KEY, SCORE_KEY, TUNE_KEYS, budget, tune_keys
-from spaces.space import SpaceSpec, trial_config
+from spaces.space import SpaceSpec, suggested_config
 
 class ObjectiveReportCallback(TuneReportCallback):
     """Forward rank 0's reports to Tune, but only those that carry the objective, and of
@@ -55,7 +57,7 @@ def tune_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[str, 
     if _answered(sweep_path, trial_id, cfg, reuse):
         return
     run_dir = train_run_dir(sweep_path, trial_id)
-    failed = results.read_failure(run_dir)
+    failed = read_failure(run_dir)
     if failed is not None:  # a permanent fault: a retry would fail the same way
         raise RuntimeError(failed)
     storage, _, name = train_run_dir(sweep_path, trial_id).rpartition("/")
@@ -69,7 +71,7 @@ def tune_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[str, 
             # not the trial's fault: the driver stops the sweep (search.results.ResultsWriter)
             raise StorageFullError(cause) from None
         if is_permanent(cause):
-            results.write_failure(run_dir, cause)
+            write_failure(run_dir, cause)
         raise RuntimeError(cause) from None
     except Exception as exc:  # Train's controller writing its state, say
         if is_storage_full(exc):
@@ -77,14 +79,9 @@ def tune_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[str, 
         raise
 
 
-def train_run_dir(sweep_path: str, trial_id: str) -> str:
-    """Where the Train run of a sweep's trial keeps its checkpoints and details."""
-    return f"{sweep_path}/train/train-{trial_id}"
-
-
 def _config(params: dict[str, Any], base: dict[str, Any], spec: dict[str, Any]) -> TrialConfig:
     """The full trial config of Tune's suggestion ``params``."""
-    return trial_config(TrialConfig.from_dict(base), params, SpaceSpec.from_dict(spec))
+    return suggested_config(TrialConfig.from_dict(base), params, SpaceSpec.from_dict(spec))
 
 
 def _answered(sweep_path: str, trial_id: str, cfg: TrialConfig,
@@ -164,41 +161,3 @@ def trial_resources(config: dict[str, Any], *, base: dict[str, Any], spec: dict[
         # resource a request names
         return PlacementGroupFactory([{"CPU": 0, "GPU": gpu_share(cfg, cfg.model_size)}])
     return PlacementGroupFactory([{"CPU": 0, "memory": 2**20}])
-
-
-#: errors a retry would meet again: bad numbers, bad data (``DataUnavailableError``: a
-#: missing dataset, config, split or file, offline without a cache), bad config, bugs
-PERMANENT = ("FloatingPointError", "ValueError", "KeyError", "TypeError", "IndexError",
-             "ConfigError", "DataUnavailableError", "FileNotFoundError", "NotImplementedError",
-             "UnsafeCheckpointError")
-#: errors that say they may pass: ``FetchError`` (``trainables.retry``) is a download that
-#: failed on every in-process attempt for a passing reason (connection, timeout, HTTP 429/5xx)
-TRANSIENT = ("FetchError",)
-
-
-def is_permanent(cause: str) -> bool:
-    """Whether a trial's root cause is one that retrying from a checkpoint cannot fix.
-
-    Anything else (CUDA out of memory, a lost node or worker, I/O, a ``FetchError``) is
-    transient: Tune retries the trial (``search.max_failures``) and it continues from its
-    checkpoint.
-    """
-    head = cause.split(":", 1)[0].rsplit(".", 1)[-1].strip()
-    return head in PERMANENT and head not in TRANSIENT
-
-
-def root_cause(exc: BaseException) -> str:
-    """``SomethingError: message`` of what failed a trial: the exception of the lowest
-    failed rank where Ray Train keeps it (``WorkerGroupError.worker_failures``: its
-    formatted error keeps only the traceback's last 500 characters, which can cut a long
-    message's class name), else the last such line of the error's text, or its last line."""
-    failures = getattr(exc, "worker_failures", None)
-    if failures:
-        first = failures[min(failures)]
-        kind = type(first)
-        name = kind.__qualname__ if kind.__module__ == "builtins" else \
-            f"{kind.__module__}.{kind.__qualname__}"  # as a traceback names it
-        return f"{name}: {str(first).strip()}"[:2000]
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "Error:" in ln.split(" ")[0] or ln.split(":")[0].endswith("Error")]
-    return (errors[-1] if errors else lines[-1] if lines else type(exc).__name__)[:2000]
