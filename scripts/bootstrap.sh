@@ -7,11 +7,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 py="${PYTHON:-$(command -v python3.11 || command -v python3.12 || command -v python3)}"
 stamp="$venv/.xstilts-installed"
-# the editable install links each module file (build/__editable__...): a module added or
-# removed since the last install needs a new one, so the file names count too
-want="$( (cat "$root/pyproject.toml" "$root/constraints.txt"
-          cd "$root" && find search spaces trainables -type f \( -name '*.py' -o -name '*.yaml' \) \
-            -not -path '*/__pycache__/*' | LC_ALL=C sort) | sha256sum | cut -c1-16)"
+want="$(cat "$root/pyproject.toml" "$root/constraints.txt" | sha256sum | cut -c1-16)"
 if [ ! -x "$venv/bin/python" ]; then
   "$py" -m venv "$venv"
 fi
