@@ -305,46 +305,7 @@ def entity_f1(pred_tags: Sequence[Sequence[str]],
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
 
 
-def token_calibration(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray,
-                      n_bins: int = 15) -> dict[str, float]:
-    """``calibration.all_metrics`` over the real tokens of a tagging batch.
-
-    ``probs`` is ``[n, seq, n_tags]``, ``labels`` and ``mask`` ``[n, seq]``;
-    ``mask`` is True for the tokens that are scored (non-padding, first
-    sub-word), e.g. ``labels != -100`` under the HF convention.
-    """
-    probs = np.asarray(probs, dtype=np.float64)
-    labels, mask = np.asarray(labels), np.asarray(mask, dtype=bool)
-    if probs.ndim != 3 or labels.shape != probs.shape[:2] or mask.shape != labels.shape:
-        raise ValueError(f"want probs [n, seq, n_tags] with labels and mask [n, seq], got "
-                         f"{probs.shape}, {labels.shape}, {mask.shape}")
-    if not mask.any():
-        raise ValueError("mask selects no tokens")
-    kept = labels[mask]
-    if (kept < 0).any() or (kept >= probs.shape[2]).any():
-        raise ValueError(f"labels under the mask must lie in [0, {probs.shape[2]}); "
-                         "mask out padding (-100) positions")
-    return all_metrics(probs[mask], kept, n_bins)
-
-
 # --------------------------------------------------------------------------- retrieval
-
-
-def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean of ``hidden [n, seq, d]`` over the positions where ``mask [n, seq]``
-    is 1, as XTREME's ``mean_pool_embedding`` (the mask decides whether CLS/SEP
-    count)."""
-    hidden = np.asarray(hidden, dtype=np.float64)
-    mask = np.asarray(mask, dtype=np.float64)
-    if hidden.ndim != 3 or mask.shape != hidden.shape[:2]:
-        raise ValueError(f"want hidden [n, seq, d] and mask [n, seq], "
-                         f"got {hidden.shape} and {mask.shape}")
-    counts = mask.sum(axis=1)
-    if (counts == 0).any():
-        raise ValueError(f"rows {np.flatnonzero(counts == 0).tolist()} have an all-zero mask")
-    return (hidden * mask[:, :, None]).sum(axis=1) / counts[:, None]
-
-
 def _unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:

@@ -212,32 +212,7 @@ def test_entity_f1_keeps_seqevals_phantom_chunk_for_untyped_tags():
     assert out["f1"] == pytest.approx(0.8)
 
 
-def test_token_calibration_uses_only_masked_in_tokens():
-    probs = np.array([
-        [[0.85, 0.15], [0.45, 0.55], [0.99, 0.01]],
-        [[0.25, 0.75], [0.5, 0.5], [0.5, 0.5]],
-    ])
-    labels = np.array([[0, 0, 1], [1, -100, -100]])
-    mask = np.array([[True, True, False], [True, False, False]])
-    out = m.token_calibration(probs, labels, mask, n_bins=10)
-    # real tokens: 0.85 right, 0.55 (class 1) wrong, 0.75 right; each in its own bin
-    assert out["accuracy"] == pytest.approx(2 / 3)
-    assert out["ece"] == pytest.approx((0.15 + 0.55 + 0.25) / 3)
-    assert out["nll"] == pytest.approx(-(math.log(0.85) + math.log(0.45) + math.log(0.75)) / 3)
-    with pytest.raises(ValueError, match="-100"):
-        m.token_calibration(probs, labels, np.ones_like(mask), n_bins=10)
-
-
 # --------------------------------------------------------------------------- retrieval
-
-
-def test_mean_pool_ignores_masked_positions():
-    hidden = np.array([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]],
-                       [[0.0, 0.0], [2.0, 2.0], [4.0, 6.0]]])
-    mask = np.array([[1, 1, 0], [0, 1, 1]])
-    np.testing.assert_allclose(m.mean_pool(hidden, mask), [[2.0, 3.0], [3.0, 4.0]])
-    with pytest.raises(ValueError, match="rows \\[0\\]"):
-        m.mean_pool(hidden, np.array([[0, 0, 0], [1, 1, 1]]))
 
 
 def _at(degrees, norms=None):
