@@ -25,6 +25,7 @@ not compare are refused: another xstilts version, or another objective
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -39,6 +40,8 @@ from search.results import ResultsError, config_from_row
 from spaces.config import TrialConfig
 from spaces.objective import OBJECTIVE_ECE
 from spaces.space import define_space
+
+log = logging.getLogger("xstilts.study")
 
 #: a trial's status in the trials table -> its state in the rebuilt study
 STATES = {"finished": TrialState.COMPLETE, "duplicate": TrialState.COMPLETE,
@@ -208,13 +211,15 @@ class WarmStart:
                          for src, (n, fit) in self.counts.items())
 
 
-def warm_start(plan) -> WarmStart:
+def warm_start(plan, *, missing_ok: bool = False) -> WarmStart:
     """The warm start of ``plan`` (a ``search.sweep.SweepPlan``) from the sweeps its
     ``warm_start`` names, read from their manifests and trials tables.
 
     ConfigError (nothing is started) for a source that is the sweep itself, was written
     by another xstilts version, or scores trials by another objective
-    (``spaces.config.OBJECTIVE_KEYS``); FileNotFoundError for a path without a sweep."""
+    (``spaces.config.OBJECTIVE_KEYS``); FileNotFoundError for a path without a sweep,
+    unless ``missing_ok`` (a resumed sweep: its study holds what the source gave it; a
+    configuration only that source finished is then trained), which warns and goes on."""
     from search.results import read_table, reported_metrics, versions
     from search.sweep import load_plan, manifest_versions
     from spaces.config import ConfigError, OBJECTIVE_KEYS
@@ -231,7 +236,13 @@ def warm_start(plan) -> WarmStart:
             raise ConfigError([f"--warm-start {source}: that is the sweep being started; name "
                                "earlier sweeps (to give this one more trials: xstilts resume "
                                f"{source} --trials N)"])
-        other = load_plan(source)
+        try:
+            other = load_plan(source)
+        except FileNotFoundError as exc:
+            if not missing_ok:
+                raise
+            log.warning("warm start: %s; its results are not reused", exc)
+            continue
         theirs = manifest_versions(source).get("xstilts")
         if theirs != ours:
             raise ConfigError([f"--warm-start {source}: its results were written by xstilts "

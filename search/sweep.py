@@ -263,7 +263,7 @@ def _run(plan: SweepPlan, resume: bool, extra: list) -> SweepOutcome:
     # most of a core). None is written.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     sweep = plan.sweep
-    warm = warm_start(plan)
+    warm = warm_start(plan, missing_ok=resume)
     if warm.counts:
         print(f"xstilts: warm start: {warm.summary()}", flush=True)
     trainable = _trainable(plan, warm.finished)

@@ -124,3 +124,13 @@ def test_a_warm_start_that_does_not_compare_is_refused_before_anything_runs(tmp_
     err = capsys.readouterr().err
     assert code == 2 and expected in err, err
     assert not (tmp_path / "new").exists()  # nothing written for the new sweep
+
+
+def test_a_resumed_sweep_goes_on_when_a_warm_start_source_is_gone(tmp_path, caplog):
+    path = _manifest(tmp_path, "new")
+    plan = replace(load_plan(path), warm_start=(str(tmp_path / "gone"),))
+    with pytest.raises(FileNotFoundError, match="is no sweep"):
+        warm_start(plan)
+    warm = warm_start(plan, missing_ok=True)  # as run_sweep(resume=True) asks
+    assert warm.trials == () and dict(warm.finished) == {}
+    assert "its results are not reused" in caplog.text
