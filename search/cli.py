@@ -302,9 +302,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          f"are. To continue it: xstilts resume {plan.path}   To start another: "
                          "choose a new --name")
     if plan.warm_start:  # an earlier sweep that does not compare stops here, before anything
-        from search.study import warm_start
+        from search.study import comparable_sources
 
-        warm_start(plan)
+        comparable_sources(plan)
     print(f"xstilts: sweep {plan.path}: {plan.sweep.trials} trials, {plan.sweep.concurrency} at a "
           f"time, {plan.sweep.sampler} sampler, mode {plan.sweep.mode}", flush=True)
     from search.sweep import tracker_callbacks

@@ -146,9 +146,9 @@ def _rebuild(sweep: SweepResults) -> tuple[list[str], list[str], list[optuna.tri
         intermediate = {} if multi else dict(steps.get(row["trial_id"], {}))
         if state == TrialState.COMPLETE:  # its last report is its value, not intermediate
             intermediate.pop(row["budget"], None)
-            values = [row["zs_accuracy"], row[ece]] if multi else [row["objective"]]
-            if any(v is None or v != v for v in values):
-                state, values = TrialState.FAIL, None  # a finished row without its metrics
+            values = _values(row, multi=multi, ece=ece)
+            if values is None:
+                state = TrialState.FAIL  # a finished row without its metrics
         elif state == TrialState.PRUNED and intermediate:  # as Study.tell gives a pruned trial
             values = [intermediate[max(intermediate)]]
         frozen.append(optuna.trial.create_trial(
@@ -159,6 +159,13 @@ def _rebuild(sweep: SweepResults) -> tuple[list[str], list[str], list[optuna.tri
     if multi:
         return ["maximize", "minimize"], ["zs_accuracy", ece], frozen
     return ["maximize"], ["objective"], frozen
+
+
+def _values(row: Mapping[str, Any], *, multi: bool, ece: str) -> list[float] | None:
+    """A finished row's value(s) in its study: accuracy and the ECE ``ece`` names in a
+    multi-objective sweep, else the objective; None where one is missing."""
+    values = [row["zs_accuracy"], row[ece]] if multi else [row["objective"]]
+    return None if any(v is None or v != v for v in values) else values
 
 
 def export_optuna(sweep: SweepResults | str, url: str, *, study_name: str | None = None) -> optuna.Study:
@@ -189,8 +196,6 @@ def export_optuna(sweep: SweepResults | str, url: str, *, study_name: str | None
     return study
 
 
-
-
 # -- warm start: earlier sweeps' finished trials in a new sweep --------------------------------
 @dataclass(frozen=True)
 class WarmStart:
@@ -211,39 +216,36 @@ class WarmStart:
                          for src, (n, fit) in self.counts.items())
 
 
-def warm_start(plan, *, missing_ok: bool = False) -> WarmStart:
-    """The warm start of ``plan`` (a ``search.sweep.SweepPlan``) from the sweeps its
-    ``warm_start`` names, read from their manifests and trials tables.
+def comparable_sources(plan, *, missing_ok: bool = False) -> list[str]:
+    """The earlier sweeps ``plan`` (a ``search.sweep.SweepPlan``) names in ``warm_start``,
+    checked from their manifests alone (``xstilts run`` checks before it starts anything).
 
-    ConfigError (nothing is started) for a source that is the sweep itself, was written
-    by another xstilts version, or scores trials by another objective
-    (``spaces.config.OBJECTIVE_KEYS``); FileNotFoundError for a path without a sweep,
-    unless ``missing_ok`` (a resumed sweep: its study holds what the source gave it; a
-    configuration only that source finished is then trained), which warns and goes on."""
-    from search.results import read_table, reported_metrics, versions
-    from search.sweep import load_plan, manifest_versions
+    ConfigError for a source that is the sweep itself, was written by another xstilts
+    version, or scores trials by another objective (``spaces.config.OBJECTIVE_KEYS``);
+    FileNotFoundError for a path without a sweep, unless ``missing_ok`` (a resumed sweep:
+    its study holds what the source gave it; a configuration only that source finished is
+    then trained), which warns and leaves the source out."""
+    from search.results import versions
+    from search.sweep import plan_from_manifest, read_manifest
     from spaces.config import ConfigError, OBJECTIVE_KEYS
-    from spaces.space import suggested_config
 
-    trials: list[optuna.trial.FrozenTrial] = []
-    finished: dict[str, dict[str, Any]] = {}
-    counts: dict[str, tuple[int, int]] = {}
     ours = json.loads(versions()).get("xstilts")
-    ece = OBJECTIVE_ECE[plan.base.objective_ece]
+    out = []
     for source in plan.warm_start:
         source = source.rstrip("/")
-        if source == plan.path.rstrip("/"):
+        if source == plan.path:
             raise ConfigError([f"--warm-start {source}: that is the sweep being started; name "
                                "earlier sweeps (to give this one more trials: xstilts resume "
                                f"{source} --trials N)"])
         try:
-            other = load_plan(source)
+            body = read_manifest(source)
         except FileNotFoundError as exc:
             if not missing_ok:
                 raise
             log.warning("warm start: %s; its results are not reused", exc)
             continue
-        theirs = manifest_versions(source).get("xstilts")
+        other = plan_from_manifest(source, body)
+        theirs = (body.get("versions") or {}).get("xstilts")
         if theirs != ours:
             raise ConfigError([f"--warm-start {source}: its results were written by xstilts "
                                f"{theirs}, this is xstilts {ours}; scores of different versions "
@@ -257,13 +259,28 @@ def warm_start(plan, *, missing_ok: bool = False) -> WarmStart:
             raise ConfigError([f"--warm-start {source}: it scores trials by another objective "
                                f"({what}); warm-start only from sweeps with the same target, "
                                "evaluation and objective settings"])
+        out.append(source)
+    return out
+
+
+def warm_start(plan, *, missing_ok: bool = False) -> WarmStart:
+    """The warm start of ``plan`` (a ``search.sweep.SweepPlan``): the finished trials of
+    the earlier sweeps its ``warm_start`` names (``comparable_sources``, whose errors it
+    raises) that are points of its space, read from their trials tables."""
+    from search.results import read_table, reported_metrics
+    from spaces.space import suggested_config
+
+    trials: list[optuna.trial.FrozenTrial] = []
+    finished: dict[str, dict[str, Any]] = {}
+    counts: dict[str, tuple[int, int]] = {}
+    ece = OBJECTIVE_ECE[plan.base.objective_ece]
+    for source in comparable_sources(plan, missing_ok=missing_ok):
         table = read_table(source, "trials")
         rows = [] if table is None else [r for r in table.to_pylist() if r["status"] == "finished"]
         fit = 0
         for row in rows:
-            values = [row["zs_accuracy"], row[ece]] if plan.sweep.mode == "multi" \
-                else [row["objective"]]
-            if any(v is None or v != v for v in values):
+            values = _values(row, multi=plan.sweep.mode == "multi", ece=ece)
+            if values is None:
                 continue
             cfg = TrialConfig.from_dict(config_from_row(row))
             replay = Replay(cfg)
@@ -278,8 +295,7 @@ def warm_start(plan, *, missing_ok: bool = False) -> WarmStart:
                 state=TrialState.COMPLETE, values=values, params=replay.params,
                 distributions=replay.distributions,
                 user_attrs={"xstilts.warm_start": ref, "config_hash": row["config_hash"]}))
-            finished.setdefault(cfg.config_hash(), {
-                **reported_metrics(row), "reused_from": ref, "zs_ece_ts": row["zs_ece_ts"],
-                "target_step": row["target_step"]})
+            finished.setdefault(cfg.config_hash(), {  # both ECEs are in reported_metrics
+                **reported_metrics(row), "reused_from": ref, "target_step": row["target_step"]})
         counts[source] = (len(rows), fit)
     return WarmStart(trials=tuple(trials), finished=finished, counts=counts)

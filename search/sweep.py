@@ -123,9 +123,7 @@ def _write_manifest_body(sweep_path: str, body: dict) -> None:
 def raise_budget(sweep_path: str, trials: int) -> None:
     """Rewrite the manifest's trial budget (``xstilts resume --trials``), everything else in
     it (the versions that started the sweep included) as it was."""
-    from search.results import read_text
-
-    body = json.loads(read_text(f"{sweep_path.rstrip('/')}/{MANIFEST}") or "{}")
+    body = read_manifest(sweep_path.rstrip("/"))
     body["sweep"]["trials"] = trials
     _write_manifest_body(sweep_path, body)
 
@@ -133,19 +131,20 @@ def raise_budget(sweep_path: str, trials: int) -> None:
 def load_plan(sweep_path: str) -> SweepPlan:
     """The plan of an existing sweep at ``STORAGE/NAME``, from its manifest."""
     sweep_path = sweep_path.rstrip("/")
-    body = _manifest(sweep_path)
+    return plan_from_manifest(sweep_path, read_manifest(sweep_path))
+
+
+def plan_from_manifest(sweep_path: str, body: dict) -> SweepPlan:
+    """The plan in ``body``, the manifest (``read_manifest``) of the sweep at ``sweep_path``."""
     storage, _, name = sweep_path.rpartition("/")
     return SweepPlan(storage=storage, name=name, base=TrialConfig.from_dict(body["base"]),
                      sweep=SweepConfig.from_dict(body["sweep"]),
                      warm_start=tuple(body.get("warm_start", ())))
 
 
-def manifest_versions(sweep_path: str) -> dict:
-    """The package versions that started the sweep at ``sweep_path`` (its manifest's)."""
-    return dict(_manifest(sweep_path.rstrip("/")).get("versions") or {})
-
-
-def _manifest(sweep_path: str) -> dict:
+def read_manifest(sweep_path: str) -> dict:
+    """The manifest of the sweep at ``sweep_path`` (no trailing slash) as written, with the
+    package versions that started it under ``versions``; FileNotFoundError without one."""
     from search.results import exists, read_text
 
     manifest = f"{sweep_path}/{MANIFEST}"
@@ -435,7 +434,8 @@ def _trainable(plan: SweepPlan, reuse: Mapping[str, Mapping[str, Any]]):
         # surrogate_seconds is the longest trial's time: each trial's follows its steps
         steps = max(1, sum(surrogate_longest(plan.base, sweep.space)))
         fn = tune.with_parameters(surrogate_trial, base=base, spec=spec, sweep_path=plan.path,
-                                  reuse=dict(reuse), rungs=sweep.rungs(MAX_BUDGET), two_phase=sweep.two_phase,
+                                  reuse=dict(reuse), rungs=sweep.rungs(MAX_BUDGET),
+                                  two_phase=sweep.two_phase,
                                   seconds_per_step=sweep.surrogate_seconds / steps,
                                   reports=sweep.surrogate_reports)
     else:

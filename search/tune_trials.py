@@ -60,7 +60,7 @@ def tune_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[str, 
     failed = read_failure(run_dir)
     if failed is not None:  # a permanent fault: a retry would fail the same way
         raise RuntimeError(failed)
-    storage, _, name = train_run_dir(sweep_path, trial_id).rpartition("/")
+    storage, _, name = run_dir.rpartition("/")
     trainer = make_trainer(cfg, storage_path=storage, name=name,
                            callbacks=[ObjectiveReportCallback(keys)], schedule=schedule)
     try:
@@ -88,7 +88,8 @@ def _answered(sweep_path: str, trial_id: str, cfg: TrialConfig,
               reuse: Mapping[str, Mapping[str, Any]] | None) -> bool:
     """Report a result the sweep (or, in ``reuse``, an earlier sweep it was warm-started
     from) already has, if there is one; then nothing is trained."""
-    own, done = results.lookup(sweep_path, trial_id, cfg.config_hash())
+    config_hash = cfg.config_hash()
+    own, done = results.lookup(sweep_path, trial_id, config_hash)
     if own is not None:
         # recorded before the driver died, after Tune's last snapshot: replay, train nothing
         if own["status"] == "error":
@@ -99,7 +100,7 @@ def _answered(sweep_path: str, trial_id: str, cfg: TrialConfig,
         # the same config already finished in this sweep: report its result, train nothing
         ray.tune.report({**done, "duplicate_of": done.get("trial_id", "")})
         return True
-    earlier = (reuse or {}).get(cfg.config_hash())
+    earlier = (reuse or {}).get(config_hash)
     if earlier is not None:  # finished in an earlier sweep: its result, recorded as this one's
         ray.tune.report(dict(earlier))
         return True

@@ -9,13 +9,8 @@ import pytest
 from search.cli import main
 from search.results import read_table
 from search.sweep import MANIFEST
+from tests.search.sweeps import SURROGATE, trials_by_id
 
-SURROGATE = ["--set", "search.trainable=surrogate", "--set", "search.surrogate_seconds=0.2",
-             "--set", "search.concurrency=2"]
-
-
-def _trials(path):
-    return {r["trial_id"]: r for r in read_table(path, "trials").to_pylist()}
 
 
 @pytest.mark.ray
@@ -23,12 +18,12 @@ def test_resume_with_more_trials_runs_exactly_the_extra_ones(ray_local, tmp_path
     path = str(tmp_path / "ext")
     assert main(["run", "demo", "--storage", str(tmp_path), "--name", "ext", "--trials", "4",
                  *SURROGATE]) == 0
-    before = _trials(path)
+    before = trials_by_id(path)
     history_before = read_table(path, "history").to_pylist()
     assert len(before) == 4
 
     assert main(["resume", path, "--trials", "7"]) == 0
-    after = _trials(path)
+    after = trials_by_id(path)
     assert len(after) == 7
     for trial_id, row in before.items():  # nothing recorded was run again
         assert {k: after[trial_id][k] for k in row} == row

@@ -10,20 +10,15 @@ import optuna
 import pytest
 
 from search.cli import main
-from search.results import read_table, reused_details, write_table
+from search.results import reused_details, write_table
 from search.searcher import make_searcher
 from search.study import warm_start
 from search.sweep import MANIFEST, SweepPlan, load_plan, write_manifest
 from spaces.presets import load_preset
+from tests.search.sweeps import SURROGATE, trials_by_id
 
 #: a designed sweep of surrogate trials: every arm x seed is one known configuration
-DESIGNED = ["--set", "search.trainable=surrogate", "--set", "search.surrogate_seconds=0.2",
-            "--set", "search.concurrency=2", "--set", "search.similarity=false",
-            "--set", "search.space.seeds=[0, 1]"]
-
-
-def _rows(path):
-    return {r["trial_id"]: r for r in read_table(path, "trials").to_pylist()}
+DESIGNED = [*SURROGATE, "--set", "search.similarity=false", "--set", "search.space.seeds=[0, 1]"]
 
 
 @pytest.mark.ray
@@ -32,7 +27,7 @@ def test_warm_start_reuses_finished_configs_and_seeds_the_study(ray_local, tmp_p
     assert main(["run", "q-similarity", "--storage", str(tmp_path), "--name", "earlier",
                  *DESIGNED, "--set", "search.arms=[[demo-polarity], [demo-topic]]",
                  "--set", "search.trials=4"]) == 0
-    before = _rows(earlier)
+    before = trials_by_id(earlier)
     assert len(before) == 4 and {r["status"] for r in before.values()} == {"finished"}
     manifest = (tmp_path / "earlier" / MANIFEST).read_text()
 
@@ -43,7 +38,7 @@ def test_warm_start_reuses_finished_configs_and_seeds_the_study(ray_local, tmp_p
                  "--set", "search.arms=[[demo-polarity], [demo-topic], [demo-match]]",
                  "--set", "search.trials=6"]) == 0
     assert f"{earlier}: 4 of 4 finished trials fit this sweep's space" in capsys.readouterr().out
-    rows = _rows(later)
+    rows = trials_by_id(later)
     assert len(rows) == 6 and {r["status"] for r in rows.values()} == {"finished"}
     by_hash = {r["config_hash"]: r for r in before.values()}
     reused = [r for r in rows.values() if r["duplicate_of"]]
@@ -60,7 +55,7 @@ def test_warm_start_reuses_finished_configs_and_seeds_the_study(ray_local, tmp_p
     assert [r["config/intermediate_tasks"] for r in trained] == [["demo-match"]] * 2
     assert all(r["wall_seconds"] >= 0.15 for r in trained)
     # the earlier sweep is read, never written
-    assert _rows(earlier) == before
+    assert trials_by_id(earlier) == before
     assert (tmp_path / "earlier" / MANIFEST).read_text() == manifest
     assert json.loads((tmp_path / "later" / MANIFEST).read_text())["warm_start"] == [earlier]
 
