@@ -47,7 +47,8 @@ from search.tables import (  # noqa: F401 - search.results is the results API
     _table, exists, filesystem, list_parts, parts_dir, read_table, read_text, results_dir,
     table_path, train_run_dir, write_atomic, write_part, write_table)
 from spaces.config import TrialConfig
-from spaces.objective import ACCURACY_KEY, BUDGET_KEY, DONE_KEY, ECE_KEY, OBJECTIVE_ECE, SCORE_KEY
+from spaces.objective import (ACCURACY_KEY, BUDGET_KEY, DONE_KEY, ECE_KEY, OBJECTIVE_ECE, SCORE_KEY,
+                              tune_report)
 from spaces.space import SpaceSpec, suggested_config
 from spaces.tasks import get_task
 from trainables.storage import StorageFullError, is_storage_full
@@ -118,7 +119,8 @@ def reported_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
     """What a trial recorded in ``row`` reported to Tune, so it can be reported again (both
     ECEs: a multi-objective sweep's second value may be either)."""
     out = {key: row[col] for key, col in METRIC_COLUMNS.items() if row[col] is not None}
-    return {**out, DONE_KEY: row["status"] == "finished", "trial_id": row["trial_id"]}
+    return {**tune_report({**out, DONE_KEY: row["status"] == "finished"}, [*out, DONE_KEY]),
+            "trial_id": row["trial_id"]}
 
 
 def lookup(sweep_path: str, trial_id: str, config_hash: str

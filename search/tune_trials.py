@@ -24,7 +24,8 @@ from search.tables import train_run_dir
 from trainables.storage import StorageFullError, is_storage_full
 from spaces.config import TrialConfig
 from spaces.packing import gpu_share
-from spaces.objective import BUDGET_KEY, DONE_KEY, SCORE_KEY, TUNE_KEYS, budget, tune_keys
+from spaces.objective import (BUDGET_KEY, DONE_KEY, SCORE_KEY, TUNE_KEYS, budget, tune_keys,
+                              tune_report)
 from spaces.space import SpaceSpec, suggested_config
 
 class ObjectiveReportCallback(TuneReportCallback):
@@ -40,7 +41,7 @@ class ObjectiveReportCallback(TuneReportCallback):
 
     def after_report(self, run_context, metrics, checkpoint):
         if metrics and SCORE_KEY in metrics[0]:
-            sent = [{k: m[k] for k in self.keys if k in m} for m in metrics]
+            sent = [tune_report(m, self.keys) for m in metrics]
             super().after_report(run_context, sent, None)
 
 
@@ -138,9 +139,8 @@ def surrogate_trial(params: dict[str, Any], *, base: dict[str, Any], spec: dict[
         # belongs to the trial's time, as a real trial's training goes on meanwhile
         ran = sum(surrogate_progress(cfg, at, two_phase=two_phase))
         time.sleep(max(0.0, start + ran * seconds_per_step - time.monotonic()))
-        metrics = {key: value for key, value in
-                   surrogate_curve(cfg, at, two_phase=two_phase).items() if key in keys}
-        report = {**metrics, BUDGET_KEY: at, DONE_KEY: at == total}
+        report = tune_report({**surrogate_curve(cfg, at, two_phase=two_phase),
+                              BUDGET_KEY: at, DONE_KEY: at == total}, keys)
         if at == total:
             # Tune ends the trial at its last report instead of asking the function for one
             # more result (a round trip to the actor per trial)
