@@ -161,6 +161,8 @@ class ResultsWriter(tune.Callback):
         self.store: PartStore | None = None
         #: why the storage is full, once it is: nothing more is written
         self.full: str | None = None
+        #: trials an earlier driver recorded that Tune's last snapshot lacks, each drawn again
+        self.redrawn: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         # pickled into Tune's experiment state: the tables are on storage, not in the pickle
@@ -193,7 +195,7 @@ class ResultsWriter(tune.Callback):
             "zs_ece": result.get(ECE_KEY), "time_seconds": result.get("time_total_s")})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        if self.full is None:
+        if self.full is None and not self._redrawn(trials, trial):
             self._record(trial, error=None)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
@@ -204,6 +206,25 @@ class ResultsWriter(tune.Callback):
             error = error_text(trial)
             self._stop_if_full(error)
             self._record(trial, error=error)
+
+    def _redrawn(self, trials, trial) -> bool:
+        """Whether ``trial`` is a trial an earlier driver recorded, drawn again.
+
+        Tune's snapshot lags its trials: a trial started, recorded and killed with its
+        driver between two snapshots is unknown to the resumed Tune, and the searcher,
+        restored with its seeded state, draws its configuration again for the next trial,
+        which reports the recorded result (a duplicate, nothing trained). That row already
+        stands for it: a second one would spend the budget twice on one trial. Only the
+        first such draw of a lost trial counts as it; a later one is a duplicate."""
+        lost = trial.last_result.get("duplicate_of") if trial.last_result else None
+        if not lost or lost not in self.rows or lost in self.redrawn or \
+                any(t.trial_id == lost for t in trials):
+            return False
+        self.redrawn.add(lost)
+        self.pending.pop(trial.trial_id, None)
+        log.info("trial %s: trial %s drawn again (recorded after Tune's last snapshot)",
+                 trial.trial_id, lost)
+        return True
 
     def _stop_if_full(self, cause: str) -> None:
         """Storage full: record nothing more and stop the sweep (Tune ends the run at the

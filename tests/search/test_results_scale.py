@@ -369,3 +369,30 @@ def test_where_filters_on_the_fast_path(ranked_sweep):
         best(ranked_sweep, where={"config/nope": 1})
     with pytest.raises(KeyError, match="no column 'nope'"):
         pareto(ranked_sweep, maximize="nope")
+
+
+def test_a_trial_tunes_snapshot_lost_is_drawn_again_and_recorded_once(tmp_path):
+    # t0003 and t0004 were recorded by a driver killed before Tune's next snapshot: the
+    # resumed Tune knows t0000-t0002 only, and its seeded searcher draws t0004's config
+    # again (the trial reports t0004's result as a duplicate): t0004's row stands for it
+    path = str(tmp_path / "sweep")
+    first = _writer(path, max_parts=8)
+    for i in range(5):
+        _end(first, _trial(i))
+
+    def duplicate(i: int, of: int):
+        t, original = _trial(i), _trial(of)
+        t.config = original.config
+        t.last_result = {**original.last_result, "duplicate_of": original.trial_id}
+        return t
+
+    again = _writer(path, max_parts=8)
+    drawn_again, of_known, once_more = duplicate(5, 4), duplicate(6, 1), duplicate(7, 4)
+    trials = [*(_trial(i) for i in range(3)), drawn_again, of_known, once_more]
+    for trial in (drawn_again, of_known, once_more):
+        again.on_trial_complete(0, trials, trial)
+    rows = read_table(path, "trials").to_pandas().set_index("trial_id")
+    assert sorted(rows.index) == [f"t{i:04d}" for i in (0, 1, 2, 3, 4, 6, 7)]
+    assert rows.loc["t0006", "duplicate_of"] == "t0001"  # a duplicate Tune knows the original of
+    assert rows.loc["t0007", "duplicate_of"] == "t0004"  # t0004 drawn a second time
+    assert set(rows.loc[["t0006", "t0007"], "status"]) == {"duplicate"}
