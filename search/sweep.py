@@ -189,18 +189,19 @@ _USER_SNAPSHOT = os.environ.get(SNAPSHOT_ENV)
 def _snapshot_period(sweep: SweepConfig) -> str:
     """Seconds between snapshots of Tune's state (trials, searcher, scheduler).
 
-    Tune's state holds ~8-9 KB per trial (the score, budget and done, and no statistics of
-    Tune's own counters: ``TUNE_COUNTERS``; 8.2 KB on the demo sweep with
-    ``benchmarks/sweep_cost.py tune-breakdown``, 10.1 KB for paper-base surrogate trials
-    with ``tune-state``. With those statistics ``tune-state`` measured 14.5 KB a trial and
-    0.2 s a snapshot at 1,000 surrogate trials; 103 KB and 0.75 s when per-language
-    metrics went to Tune), all rewritten at each snapshot. A model sweep: every 5 s, ~4 % of the driver's time at
-    1,000 trials (a snapshot a second would take 20 %); a driver killed between snapshots
-    loses at most the first seconds of the trials it started since, less than their
-    start-up (10-15 s), and nothing they recorded. A surrogate sweep runs
-    thousands of one-second trials: Tune's ``auto`` keeps snapshots to ~5 % of its time
-    (every ≥ 10 s). On resume, trials recorded after the last snapshot are replayed from
-    the results either way."""
+    Tune's state holds ~8-10 KB per trial: the score, budget and done, and no statistics
+    of Tune's own counters (``TUNE_COUNTERS``). 8.2 KB on the demo sweep
+    (``benchmarks/sweep_cost.py tune-breakdown``), 10.1 KB for paper-base surrogate
+    trials (``tune-state``); with those statistics ``tune-state`` measured 14.5 KB a trial
+    and 0.2 s a snapshot at 1,000 surrogate trials, 103 KB and 0.75 s when per-language
+    metrics went to Tune; all of it rewritten at each snapshot. A model sweep: every 5 s,
+    ~4 % of the driver's time at 1,000 trials (a snapshot a second would take 20 %); a
+    driver killed between snapshots loses at most the first seconds of the trials it
+    started since, less than their start-up (10-15 s), and nothing they recorded. A
+    surrogate sweep runs thousands of one-second trials: Tune's ``auto`` keeps snapshots
+    to ~5 % of its time (every ≥ 10 s). On resume, trials recorded after the last
+    snapshot are replayed from the results either way (a trial started after it is drawn
+    again: ``search.results.ResultsWriter._redrawn``)."""
     if _USER_SNAPSHOT:
         return _USER_SNAPSHOT
     return "auto" if sweep.trainable == "surrogate" else str(MODEL_SNAPSHOT_S)
@@ -258,9 +259,11 @@ def run_sweep(plan: SweepPlan, *, resume: bool = False, log_to: list[str] | None
 
 #: Tune's own per-result counters. Tune keeps, in each trial's experiment state, running
 #: statistics of every numeric key of its results (min, max, mean, last-5 and last-10
-#: means, and the two windows, each pickled): for these six keys that is ~3.9 KB of a demo
-#: trial's 12.9 KB, rewritten at every snapshot. Nothing reads them (xstilts reads a
-#: trial's last result and its own tables), so Tune keeps only their last values.
+#: means, and the two windows, each pickled): for the first six, those every function
+#: trial reports, that is ~3.9 KB of a demo trial's 12.9 KB, rewritten at every snapshot
+#: (``timesteps_since_restore`` only where a trainable counts timesteps). Nothing reads
+#: them (xstilts reads a trial's last result and its own tables), so Tune keeps only
+#: their last values.
 TUNE_COUNTERS = ("done", "training_iteration", "time_this_iter_s", "time_total_s",
                  "time_since_restore", "iterations_since_restore", "timesteps_since_restore")
 
