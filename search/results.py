@@ -112,7 +112,8 @@ def versions() -> str:
 # -- looking up a config or a trial -------------------------------------------------------
 METRIC_COLUMNS = {SCORE_KEY: "objective", ACCURACY_KEY: "zs_accuracy", ECE_KEY: "zs_ece",
                   OBJECTIVE_ECE["scaled"]: "zs_ece_ts", BUDGET_KEY: "budget"}
-_LOOKUP = ["trial_id", "config_hash", "status", "error", *METRIC_COLUMNS.values()]
+_LOOKUP = ["trial_id", "config_hash", "status", "error", "duplicate_of",
+           *METRIC_COLUMNS.values()]
 
 
 def reported_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,16 +127,23 @@ def reported_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
 def lookup(sweep_path: str, trial_id: str, config_hash: str
            ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """What the sweep already holds for a trial about to run, from one read of ``trials``:
-    the trial's own row, if recorded, and the reported metrics of a finished trial with the
-    same config hash, if any."""
+    the trial's own row, if recorded, and the reported metrics of a trial that ran the same
+    config (finished, else stopped early; an original before a duplicate), if any.
+
+    A stopped config drawn again is answered with its last report, not trained again: the
+    same seed trains to the same score at the budget ASHA stopped it at. It is how a trial
+    that Tune's last snapshot lacks and the resumed searcher draws again is recorded once
+    (``ResultsWriter._redrawn``) whether it had finished or been stopped."""
     table = read_table(sweep_path, "trials", columns=_LOOKUP)
     if table is None:
         return None, None
     table = table.select(_LOOKUP)
     own = table.filter(pc.equal(table["trial_id"], trial_id)).to_pylist()
     same = table.filter(pc.and_(pc.equal(table["config_hash"], config_hash),
-                                pc.equal(table["status"], "finished"))).to_pylist()
-    return (own[0] if own else None), (reported_metrics(same[0]) if same else None)
+                                pc.is_in(table["status"], pa.array(["finished", "stopped"]))))
+    ran = min(same.to_pylist(), default=None,
+              key=lambda r: (r["status"] != "finished", r["duplicate_of"] is not None))
+    return (own[0] if own else None), (reported_metrics(ran) if ran else None)
 
 
 # -- the writer -------------------------------------------------------------------------------
@@ -262,10 +270,8 @@ class ResultsWriter(tune.Callback):
         config = suggested_config(self.base, trial.config, self.spec)
         if error:
             status = "error"
-        elif result.get("duplicate_of"):
-            status = "duplicate"
-        elif result.get(DONE_KEY):
-            status = "finished"
+        elif result.get(DONE_KEY):  # a duplicate's: the trial it repeats finished
+            status = "duplicate" if result.get("duplicate_of") else "finished"
         else:
             status = "stopped"
         row = {

@@ -90,16 +90,17 @@ def _answered(sweep_path: str, trial_id: str, cfg: TrialConfig,
     """Report a result the sweep (or, in ``reuse``, an earlier sweep it was warm-started
     from) already has, if there is one; then nothing is trained."""
     config_hash = cfg.config_hash()
-    own, done = results.lookup(sweep_path, trial_id, config_hash)
+    own, ran = results.lookup(sweep_path, trial_id, config_hash)
     if own is not None:
         # recorded before the driver died, after Tune's last snapshot: replay, train nothing
         if own["status"] == "error":
             raise RuntimeError(own["error"] or "trial failed before the sweep was resumed")
         ray.tune.report({**results.reported_metrics(own), "replayed": True})
         return True
-    if done is not None:
-        # the same config already finished in this sweep: report its result, train nothing
-        ray.tune.report({**done, "duplicate_of": done.get("trial_id", "")})
+    if ran is not None:
+        # the same config already ran in this sweep (finished, or stopped at a rung): report
+        # its last result, train nothing
+        ray.tune.report({**ran, "duplicate_of": ran.get("trial_id", "")})
         return True
     earlier = (reuse or {}).get(config_hash)
     if earlier is not None:  # finished in an earlier sweep: its result, recorded as this one's

@@ -20,10 +20,10 @@ import search.tables as tables
 from search.query import SweepResults, best, load_sweep, pareto
 from search.results import (CORE_COLUMNS, HISTORY_COLUMNS, SCHEMA_KEY, SEQ_KEY, PartStore,
                             ResultsError, ResultsWriter, TableFiles, _table, list_parts,
-                            read_table, table_path, write_part, write_table)
+                            lookup, read_table, table_path, write_part, write_table)
 from search.tables import train_run_dir
 from spaces.config import TrialConfig
-from spaces.space import SpaceSpec
+from spaces.space import SpaceSpec, suggested_config
 from trainables.loop import details_file
 
 SPACE = SpaceSpec(tasks=("demo-polarity", "demo-topic"), learning_rate=(1e-3, 4e-3))
@@ -396,3 +396,44 @@ def test_a_trial_tunes_snapshot_lost_is_drawn_again_and_recorded_once(tmp_path):
     assert rows.loc["t0006", "duplicate_of"] == "t0001"  # a duplicate Tune knows the original of
     assert rows.loc["t0007", "duplicate_of"] == "t0004"  # t0004 drawn a second time
     assert set(rows.loc[["t0006", "t0007"], "status"]) == {"duplicate"}
+
+
+def test_a_config_that_ran_is_answered_from_its_row_finished_or_stopped(tmp_path):
+    # what a trial about to train a config the sweep already ran reports instead
+    # (search.tune_trials._answered): the finished trial's result before a stopped one's,
+    # a stopped one's last report (no 'finished'), and nothing for a config never run
+    path = str(tmp_path / "sweep")
+    first = _writer(path, max_parts=8)
+    stopped, finished = _trial(0, finished=False), _trial(1)
+    for t in (stopped, finished):
+        _end(first, t)
+    hash_of = {t.trial_id: suggested_config(TrialConfig(), t.config, SPACE).config_hash()
+               for t in (stopped, finished, _trial(2))}
+
+    own, ran = lookup(path, "t0009", hash_of["t0000"])
+    assert own is None and ran["trial_id"] == "t0000"
+    assert ran["score"] == stopped.last_result["score"] and ran["budget"] == 6
+    assert "finished" not in ran  # reported again, it stops the new trial at that budget
+    assert lookup(path, "t0009", hash_of["t0001"])[1]["finished"] is True
+    assert lookup(path, "t0009", hash_of["t0002"]) == (None, None)
+    assert lookup(path, "t0000", hash_of["t0000"])[0]["status"] == "stopped"  # its own row
+
+    # resumed: Tune's snapshot lacked t0000 (stopped), whose config is drawn again as t0005;
+    # t0006 repeats it once more; t0007 repeats it with t0000 known to Tune
+    def drawn_again(i: int):
+        t = _trial(i, finished=False)
+        t.config, t.last_result = stopped.config, {**ran, "duplicate_of": ran["trial_id"]}
+        return t
+
+    again = _writer(path, max_parts=8)
+    t5, t6 = drawn_again(5), drawn_again(6)
+    for t in (t5, t6):
+        again.on_trial_complete(0, [finished, t5, t6], t)
+    t7 = drawn_again(7)
+    again.on_trial_complete(0, [stopped, finished, t7], t7)
+    rows = read_table(path, "trials").to_pandas().set_index("trial_id")
+    assert sorted(rows.index) == ["t0000", "t0001", "t0006", "t0007"]
+    # a repeat of a stopped trial is a stopped trial (pruned in the study), naming the original
+    assert rows.loc[["t0006", "t0007"], "status"].tolist() == ["stopped", "stopped"]
+    assert rows.loc[["t0006", "t0007"], "duplicate_of"].tolist() == ["t0000", "t0000"]
+    assert lookup(path, "t0009", hash_of["t0000"])[1]["trial_id"] == "t0000"  # the original
