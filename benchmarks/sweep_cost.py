@@ -24,10 +24,12 @@ FLOP-weighted (``cost-model``'s FLOPs of each trial's steps). ``--json`` keeps e
 for ``cost-model``.
 
 ``demo`` (b): the demo preset with real trials through the CLI, 3 seeds: trial-seconds
-(``wall_seconds`` summed in the order trials ended) until the best finished configuration
-includes demo-polarity, the task that helps. ``storage`` (c): one finished demo sweep of each
-scheme: bytes written per trial (file versions seen by polling the sweep folder every
-0.5 s: a lower bound) and bytes left, the Train runs' checkpoint folders apart.
+(``wall_seconds`` summed in the order trials ended) and optimizer steps (phase 2 and 3, to
+each trial's last report) until the best finished configuration includes demo-polarity, the
+task that helps; sweeps already under ``--storage`` are read, not run again. ``storage``
+(c): one finished demo sweep of each scheme: bytes written per trial (file versions seen by
+polling the sweep folder every 0.5 s: a lower bound) and bytes left, the Train runs'
+checkpoint folders apart.
 
 ``cost-model`` (d): GPU-hours of a paper-base sweep (64 trials, XNLI), a *model*: each
 trial's phase-2 and phase-3 steps as the surrogate sweeps ran them (``--surrogate`` JSON of
@@ -393,30 +395,41 @@ def cmd_demo(args) -> None:
 
     storage = args.storage or tempfile.mkdtemp(prefix="xstilts-demo-")
     out = {s: [] for s in SCHEMES}
+    steps_out = {s: [] for s in SCHEMES}
     t0 = time.perf_counter()
     for seed in _seeds(args.seeds):
         for scheme in SCHEMES:
-            path = cli_sweep(scheme, seed, storage, trials=args.trials, extra=args.set)
+            path = f"{storage}/demo-{scheme}-{seed}"
+            if not os.path.exists(path):  # one already there (--storage) is read, not run again
+                path = cli_sweep(scheme, seed, storage, trials=args.trials, extra=args.set)
             rows = sorted(read_table(path, "trials").to_pylist(), key=lambda r: r["finished_at"])
-            spent, best, found = 0.0, None, None
+            spent, steps, best, found = 0.0, 0, None, None
             for r in rows:
+                config = config_from_row(r)
                 spent += r["wall_seconds"] or 0.0
+                # optimizer steps the trial ran until its last report, phase 2 and 3 alike (a
+                # today trial runs its whole phase 2 before its budget counts)
+                steps += (r["budget"] or 0) + (0 if scheme == "two-phase"
+                                               else config["intermediate_steps"])
                 better = best is None or r["objective"] > best["objective"]
                 if r["status"] == "finished" and better:
                     best = r
                 if found is None and best is not None and \
                         "demo-polarity" in config_from_row(best)["intermediate_tasks"]:
-                    found = spent
-            out[scheme].append(found)
-            print(f"  seed {seed} {scheme:<9}: trial-seconds until the best includes demo-polarity "
-                  f"{_fmt(found, ' s')}, whole sweep {spent:,.0f} s over {len(rows)} trials",
-                  flush=True)
-    ma, mb = _median(out["today"]), _median(out["two-phase"])
+                    found = (spent, steps)
+            out[scheme].append(found and found[0])
+            steps_out[scheme].append(found and found[1])
+            print(f"  seed {seed} {scheme:<9}: until the best includes demo-polarity "
+                  f"{_fmt(found and found[0], ' trial-s')}, "
+                  f"{_fmt(found and found[1], ' steps')}; whole sweep {spent:,.0f} trial-s, "
+                  f"{steps:,} steps over {len(rows)} trials", flush=True)
     kind = "surrogate" if "search.trainable=surrogate" in args.set else "real"
-    print(f"(b) demo, {kind} trials: median trial-seconds until the best finished config includes "
-          f"demo-polarity: today {_fmt(ma, ' s')}, two-phase {_fmt(mb, ' s')}"
-          + (f", ratio {mb / ma:.2f}" if ma and mb else "")
-          + f" ({time.perf_counter() - t0:.0f} s; sweeps under {storage})")
+    for what, got, unit in (("trial-seconds", out, " s"), ("optimizer steps", steps_out, "")):
+        ma, mb = _median(got["today"]), _median(got["two-phase"])
+        print(f"(b) demo, {kind} trials: median {what} until the best finished config includes "
+              f"demo-polarity: today {_fmt(ma, unit)}, two-phase {_fmt(mb, unit)}"
+              + (f", ratio {mb / ma:.2f}" if ma and mb else ""))
+    print(f"({time.perf_counter() - t0:.0f} s; sweeps under {storage})")
 
 
 class FolderPoll(threading.Thread):
