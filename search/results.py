@@ -219,14 +219,19 @@ class ResultsWriter(tune.Callback):
         """Whether ``trial`` is a trial an earlier driver recorded, drawn again.
 
         Tune's snapshot lags its trials: a trial started, recorded and killed with its
-        driver between two snapshots is unknown to the resumed Tune, and the searcher,
-        restored with its seeded state, draws its configuration again for the next trial,
-        which reports the recorded result (a duplicate, nothing trained). That row already
-        stands for it: a second one would spend the budget twice on one trial. Only the
-        first such draw of a lost trial counts as it; a later one is a duplicate."""
-        lost = trial.last_result.get("duplicate_of") if trial.last_result else None
-        if not lost or lost not in self.rows or lost in self.redrawn or \
-                any(t.trial_id == lost for t in trials):
+        driver between two snapshots is unknown to the resumed Tune, whose searcher
+        suggests its configuration again (``search.searcher.BudgetedSearch``) for a trial
+        that reports the recorded result (a duplicate, nothing trained). That row already
+        stands for it: a second one would spend the budget twice on one trial. Each such
+        row stands for one trial of its config; a later one is a duplicate."""
+        if not (trial.last_result or {}).get("duplicate_of"):
+            return False
+        config_hash = suggested_config(self.base, trial.config, self.spec).config_hash()
+        known = {t.trial_id for t in trials}
+        lost = next((tid for tid, row in self.rows.items()
+                     if row["config_hash"] == config_hash and tid not in known
+                     and tid not in self.redrawn), None)
+        if lost is None:
             return False
         self.redrawn.add(lost)
         self.pending.pop(trial.trial_id, None)

@@ -65,23 +65,80 @@ class PruningOptunaSearch(OptunaSearch):
         return self._ot_study
 
 
+#: the user attribute of an Optuna trial queued for a trial recorded after Tune's last
+#: snapshot: that trial's Tune id
+LOST_ATTR = "xstilts:recorded_as"
+
+
 class BudgetedSearch(SearchGenerator):
-    """Tune's ``SearchGenerator`` with a trial budget a resume may raise.
+    """Tune's ``SearchGenerator`` with a trial budget a resume may raise, and the trials
+    Tune's last snapshot missed put first.
 
     Tune saves the generator's trial total with its state and puts it back on restore,
     so a restored sweep would stop at its old budget; here the restored total is raised
     to ``budget`` (``xstilts resume --trials``) and a finished generator is opened again.
-    Everything else (the Optuna study, the trials counted so far) is restored as saved."""
+    Everything else (the Optuna study, the trials counted so far) is restored as saved.
 
-    def __init__(self, searcher: Searcher, budget: int):
+    A trial started and recorded after Tune's last snapshot (a driver killed between
+    two) is in the sweep's results but neither in Tune's trials nor in the restored
+    study. Its config is queued to be suggested first (``Study.enqueue_trial``): the trial
+    drawn for it reports the recorded result and trains nothing
+    (``search.tune_trials._answered``), takes the lost trial's place in the budget and
+    its row (``search.results.ResultsWriter._redrawn``), and tells the study its value.
+    The sampler is then reseeded: restored, it would draw those configs once more. A
+    queued config carries the lost trial's id (``LOST_ATTR``), so a resume after another
+    kill does not queue it again; one that a prior or a designed point had given is
+    waiting in the restored study already and is not queued twice."""
+
+    def __init__(self, searcher: Searcher, budget: int, sweep_path: str | None = None):
         super().__init__(searcher)
         self.budget = budget
+        self.sweep_path = sweep_path
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)
         if self.budget > self._total_samples:
             self._total_samples = self.budget
             self._finished = False
+
+    def restore_from_dir(self, dirpath: str) -> None:
+        super().restore_from_dir(dirpath)
+        inner = self.searcher
+        while inner is not None and not isinstance(inner, PruningOptunaSearch):
+            inner = getattr(inner, "searcher", None)
+        if inner is not None and getattr(self, "sweep_path", None):
+            trials = inner.study.get_trials(deepcopy=False)
+            # a lost trial queued by an earlier resume (waiting, or drawn since) is known
+            queued = {t.user_attrs.get(LOST_ATTR) for t in trials}
+            lost = lost_trials(self.sweep_path, known=set(inner._ot_trials) | queued)
+            # a designed point or prior a lost trial took is waiting again: it replays it
+            waiting = [t.system_attrs.get("fixed_params") for t in trials
+                       if t.state == optuna.trial.TrialState.WAITING]
+            for trial_id, params in lost:
+                if params in waiting:
+                    waiting.remove(params)
+                else:
+                    inner.study.enqueue_trial(params, user_attrs={LOST_ATTR: trial_id},
+                                              skip_if_exists=False)
+            if lost:
+                inner.study.sampler.reseed_rng()
+                log.warning("%d trial(s) recorded after Tune's last snapshot go first: their "
+                            "results are reported again, nothing is trained", len(lost))
+
+
+def lost_trials(sweep_path: str, *, known: set[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The Tune trial ids and parameters of the trials the sweep recorded (finished or
+    stopped, a duplicate of either too) whose ids are not in ``known``, in the order they
+    were recorded."""
+    from search.results import read_table
+    from search.study import _rebuild, _sweep
+
+    ids = read_table(sweep_path, "trials", columns=["trial_id"])
+    if ids is None or set(ids["trial_id"].to_pylist()) <= known:
+        return []  # the usual resume: Tune's snapshot holds every recorded trial
+    _, _, frozen = _rebuild(_sweep(sweep_path))
+    return [(t.user_attrs["trial_id"], t.params) for t in frozen
+            if t.user_attrs["trial_id"] not in known and t.user_attrs["status"] != "error"]
 
 
 def make_searcher(sweep: SweepConfig, objective_ece: str = "raw",

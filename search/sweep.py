@@ -305,7 +305,7 @@ def _run(plan: SweepPlan, resume: bool, extra: list) -> SweepOutcome:
         tuner = tune.Tuner.restore(f"{path}/{TUNE_DIR}", trainable=trainable,
                                    resume_unfinished=True, resume_errored=False,
                                    restart_errored=False, storage_filesystem=fs)
-        _set_budget(tuner, plan.sweep.trials)
+        _set_budget(tuner, plan.sweep.trials, plan.path)
         run_config = tuner._local_tuner.get_run_config()
         # the previous driver's console is a dead one; this driver's (if any) takes its place
         run_config.callbacks = [cb for cb in run_config.callbacks or []
@@ -480,14 +480,16 @@ def _trainable(plan: SweepPlan, reuse: Mapping[str, Mapping[str, Any]]):
                                                      surrogate=surrogate))
 
 
-def _set_budget(tuner: tune.Tuner, trials: int) -> None:
+def _set_budget(tuner: tune.Tuner, trials: int, sweep_path: str) -> None:
     """A restored sweep's trial budget: its manifest's, which ``xstilts resume --trials``
-    may have raised since Tune saved its state (``search.searcher.BudgetedSearch``)."""
+    may have raised since Tune saved its state; and the sweep's results, whose trials
+    Tune's last snapshot may lack (``search.searcher.BudgetedSearch``)."""
     config = tuner._local_tuner._tune_config
     config.num_samples = trials
     if not isinstance(config.search_alg, BudgetedSearch):
         config.search_alg = BudgetedSearch(config.search_alg, trials)
     config.search_alg.budget = trials
+    config.search_alg.sweep_path = sweep_path  # the sweep folder may have moved since
 
 
 def _inner_searcher(tuner: tune.Tuner):

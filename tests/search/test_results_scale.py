@@ -419,7 +419,8 @@ def test_a_config_that_ran_is_answered_from_its_row_finished_or_stopped(tmp_path
     assert lookup(path, "t0000", hash_of["t0000"])[0]["status"] == "stopped"  # its own row
 
     # resumed: Tune's snapshot lacked t0000 (stopped), whose config is drawn again as t0005;
-    # t0006 repeats it once more; t0007 repeats it with t0000 known to Tune
+    # t0006 repeats it once more; t0007 repeats it where Tune knows t0000 (and every trial
+    # this driver ran)
     def drawn_again(i: int):
         t = _trial(i, finished=False)
         t.config, t.last_result = stopped.config, {**ran, "duplicate_of": ran["trial_id"]}
@@ -430,7 +431,7 @@ def test_a_config_that_ran_is_answered_from_its_row_finished_or_stopped(tmp_path
     for t in (t5, t6):
         again.on_trial_complete(0, [finished, t5, t6], t)
     t7 = drawn_again(7)
-    again.on_trial_complete(0, [stopped, finished, t7], t7)
+    again.on_trial_complete(0, [stopped, finished, t5, t6, t7], t7)
     rows = read_table(path, "trials").to_pandas().set_index("trial_id")
     assert sorted(rows.index) == ["t0000", "t0001", "t0006", "t0007"]
     # a repeat of a stopped trial is a stopped trial (pruned in the study), naming the original
