@@ -23,10 +23,9 @@ NODE_LABEL = "xstilts/model-size"
 #: ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``, default 2). The poll is also how a report reaches
 #: Tune: the worker's result queue holds one report, so each report waits up to one poll,
 #: and a run's end takes about three (its last report, the workers' exit, the shutdown):
-#: 5-6 s of a demo trial's 28 s, against 1 s at 0.25 s (docs/trial.md: what it saves a
-#: sweep). A poll is one actor call per worker; a user's own setting wins. Train passes it
-#: to the controller from the environment of the process that calls ``fit`` (its
-#: ``ENV_VARS_TO_PROPAGATE``).
+#: 5-6 s of a demo trial's 28 s, against 1 s at 0.25 s. A poll is one actor call per
+#: worker; a user's own setting wins. Train passes it on to the controller from the
+#: environment of the process that calls ``fit`` (its ``ENV_VARS_TO_PROPAGATE``).
 TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 TRAIN_POLL_S = "0.25"
 
