@@ -19,16 +19,6 @@ from trainables.storage import run_filesystem
 NODE_LABELS_ENV = "XSTILTS_NODE_LABELS"
 NODE_LABEL = "xstilts/model-size"
 
-#: How often a Train run's controller polls its workers, in seconds (Ray Train's
-#: ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``, default 2). The poll is also how a report reaches
-#: Tune: the worker's result queue holds one report, so each report waits up to one poll,
-#: and a run's end takes about three (its last report, the workers' exit, the shutdown):
-#: 5-6 s of a demo trial's 28 s, against 1 s at 0.25 s. A poll is one actor call per
-#: worker; a user's own setting wins. Train passes it on to the controller from the
-#: environment of the process that calls ``fit`` (its ``ENV_VARS_TO_PROPAGATE``).
-TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
-TRAIN_POLL_S = "0.25"
-
 
 def make_trainer(config: TrialConfig, *, storage_path: str, name: str,
                  resume_from: ray.train.Checkpoint | None = None,
@@ -43,7 +33,6 @@ def make_trainer(config: TrialConfig, *, storage_path: str, name: str,
     at the end (and every ``eval_every`` phase-3 steps). ``keep_checkpoints``: Train keeps
     the newest one only, the one the trial goes on from (optimizer state and all).
     """
-    os.environ.setdefault(TRAIN_POLL_ENV, TRAIN_POLL_S)
     size = get_model_size(config.model_size)
     fs, path = run_filesystem(storage_path)  # local folders: every file written atomically
     resources = {"CPU": size.cpu_per_worker}
