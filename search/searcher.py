@@ -103,10 +103,8 @@ class BudgetedSearch(SearchGenerator):
 
     def restore_from_dir(self, dirpath: str) -> None:
         super().restore_from_dir(dirpath)
-        inner = self.searcher
-        while inner is not None and not isinstance(inner, PruningOptunaSearch):
-            inner = getattr(inner, "searcher", None)
-        if inner is not None and getattr(self, "sweep_path", None):
+        inner = pruning_searcher(self)
+        if inner is not None and self.sweep_path:
             trials = inner.study.get_trials(deepcopy=False)
             # a lost trial queued by an earlier resume (waiting, or drawn since) is known
             queued = {t.user_attrs.get(LOST_ATTR) for t in trials}
@@ -124,6 +122,14 @@ class BudgetedSearch(SearchGenerator):
                 inner.study.sampler.reseed_rng()
                 log.warning("%d trial(s) recorded after Tune's last snapshot go first: their "
                             "results are reported again, nothing is trained", len(lost))
+
+
+def pruning_searcher(alg: Any) -> PruningOptunaSearch | None:
+    """The ``PruningOptunaSearch`` inside Tune's search wrappers (each holds the next as
+    ``searcher``), or None."""
+    while alg is not None and not isinstance(alg, PruningOptunaSearch):
+        alg = getattr(alg, "searcher", None)
+    return alg
 
 
 def lost_trials(sweep_path: str, *, known: set[str]) -> list[tuple[str, dict[str, Any]]]:

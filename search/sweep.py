@@ -19,7 +19,7 @@ from ray.tune.search import ConcurrencyLimiter
 
 from search.console import Console
 from search.results import ResultsWriter, filesystem
-from search.searcher import BudgetedSearch, PruningOptunaSearch, make_searcher
+from search.searcher import BudgetedSearch, make_searcher, pruning_searcher
 from search.study import warm_start
 from search.tune_trials import surrogate_trial, trial_resources, tune_trial
 from trainables.storage import StorageFullError, fail_fast, is_storage_full, run_filesystem
@@ -494,8 +494,5 @@ def _set_budget(tuner: tune.Tuner, trials: int, sweep_path: str) -> None:
 
 def _inner_searcher(tuner: tune.Tuner):
     """The restored PruningOptunaSearch, or None where Tune does not expose it."""
-    alg = getattr(tuner._local_tuner, "_tune_config", None)
-    alg = getattr(alg, "search_alg", None)
-    while alg is not None and not isinstance(alg, PruningOptunaSearch):
-        alg = getattr(alg, "searcher", None)
-    return alg
+    return pruning_searcher(getattr(getattr(tuner._local_tuner, "_tune_config", None),
+                                    "search_alg", None))
