@@ -30,6 +30,7 @@ from typing import Any, Iterator, TextIO
 
 from ray import tune
 
+from search.results import RECORDED_ATTR
 from spaces.objective import BUDGET_KEY, DONE_KEY, SCORE_KEY
 
 #: seconds between redraws of the live block on a terminal
@@ -39,7 +40,9 @@ REDRAW_S = 1.0
 class Console(tune.Callback):
     """The sweep's progress on ``stream``: a Tune callback (trial events) and the sink of the
     ``xstilts`` logger (one line per recorded trial). ``recorded``: trials the sweep had
-    recorded before this driver started (a resume)."""
+    recorded before this driver started (a resume). Trials done are the recorded ones: a
+    resumed sweep's replay of a trial recorded before ends in Tune again, and is not one
+    more trial done."""
 
     def __init__(self, budget: int, stream: TextIO, *, recorded: int = 0,
                  live: bool | None = None):
@@ -83,7 +86,6 @@ class Console(tune.Callback):
 
     def _ended(self, trial) -> None:
         self.running.pop(trial.trial_id, None)
-        self.done_here += 1
         last = trial.last_result or {}
         score = last.get(SCORE_KEY) if last.get(DONE_KEY) else None  # not a stopped trial's
         if isinstance(score, (int, float)) and (self.best is None or score > self.best[0]):
@@ -146,6 +148,8 @@ class _ToConsole(logging.Handler):
         self.console = console
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, RECORDED_ATTR, None):  # a trial's row: one more trial done
+            self.console.done_here += 1
         self.console.line(record.getMessage())
 
 

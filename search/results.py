@@ -55,6 +55,11 @@ from trainables.storage import StorageFullError, is_storage_full
 
 log = logging.getLogger("xstilts.results")
 
+#: the attribute of the log record of a trial's row just recorded: its Tune id (the
+#: console counts the trials done by these, not by Tune's trial ends, which a resumed
+#: sweep's replays of recorded trials repeat)
+RECORDED_ATTR = "xstilts_recorded"
+
 CORE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("sweep", pa.string()), ("trial_id", pa.string()), ("config_hash", pa.string()),
     ("status", pa.string()), ("error", pa.string()), ("duplicate_of", pa.string()),
@@ -320,7 +325,7 @@ class ResultsWriter(tune.Callback):
             _delete_checkpoints(self.sweep_path, gone["trial_id"], keep=None)
         score = f"{row['objective']:.4f}" if row["objective"] is not None else "-"
         log.info("trial %s %s: score %s, tasks %s", trial.trial_id, status, score,
-                 "+".join(config.intermediate_tasks))
+                 "+".join(config.intermediate_tasks), extra={RECORDED_ATTR: trial.trial_id})
 
 
     def _collect_checkpoints(self) -> None:

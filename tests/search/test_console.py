@@ -4,6 +4,7 @@ line, nothing from Ray's internals and no warning (those go to STORAGE/NAME/logs
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -11,7 +12,8 @@ import sys
 
 import pytest
 
-from search.console import Console
+from search.console import Console, _ToConsole
+from search.results import RECORDED_ATTR
 
 TRIAL_LINE = re.compile(r"^xstilts: trial \w+ (finished|stopped|error|duplicate): score ")
 
@@ -68,10 +70,16 @@ def test_on_a_terminal_the_running_trials_are_redrawn_in_place(tmp_path):
         console._last_draw = 0.0
         console.on_trial_result(0, [], _Trial("a"), {"phase": "target", "budget": 160,
                                                       "score": 0.45})
-        console.line("trial a finished: score 0.45")
+        # the results writer records a trial's row (its log line), then the console ends it
+        sink = _ToConsole(console)
+        sink.emit(_recorded("trial a finished: score 0.45", "a"))
         console.on_trial_complete(0, [], _Trial("a", 0.45))
         console.on_trial_start(0, [], _Trial("b"))
+        sink.emit(_recorded("trial b stopped: score 0.9", "b"))
         console.on_trial_complete(0, [], _Trial("b", 0.9, finished=False))  # stopped by ASHA
+        # a resumed sweep's replay of a trial recorded before: it ends, nothing is recorded
+        console.on_trial_start(0, [], _Trial("c"))
+        console.on_trial_complete(0, [], _Trial("c", 0.3))
         console.close()
     text = out.read_text()
     assert "\x1b[" in text  # the block was cleared and drawn again, not appended
@@ -80,3 +88,10 @@ def test_on_a_terminal_the_running_trials_are_redrawn_in_place(tmp_path):
     assert "1 of 4 done, 0 running, 3 left; best 0.4500 (a)" in text
     assert "2 of 4 done, 0 running, 2 left; best 0.4500 (a)" in text  # a stopped trial's
     assert "best 0.9000" not in text  # truncated score is not a result
+    # a replay is no trial more: the last summary still counts two done
+    assert re.findall(r"(\d) of 4 done, (\d) running", text)[-1] == ("2", "0")
+
+
+def _recorded(message: str, trial_id: str) -> logging.LogRecord:
+    return logging.makeLogRecord({"name": "xstilts.results", "levelno": logging.INFO,
+                                  "msg": message, RECORDED_ATTR: trial_id})
