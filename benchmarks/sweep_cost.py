@@ -26,7 +26,10 @@ for ``cost-model``.
 ``demo`` (b): the demo preset with real trials through the CLI, 3 seeds: trial-seconds
 (``wall_seconds`` summed in the order trials ended) and optimizer steps (phase 2 and 3, to
 each trial's last report) until the best finished configuration includes demo-polarity, the
-task that helps; sweeps already under ``--storage`` are read, not run again. ``storage``
+task that helps; sweeps already under ``--storage`` are read, not run again. Per seed it also
+gives the least two-phase could spend to find it as soon as today did (``_floor``): the
+trials before the finding one are mostly TPE's seeded start-up trials, the same configs in
+both schemes, and each costs its start-up before its first rung. ``storage``
 (c): one finished demo sweep of each scheme: bytes written per trial (file versions seen by
 polling the sweep folder every 0.5 s: a lower bound) and bytes left, the Train runs'
 checkpoint folders apart.
@@ -392,17 +395,25 @@ def cli_sweep(scheme: str, seed: int, storage: str, *, trials: int | None = None
 
 def cmd_demo(args) -> None:
     from search.results import config_from_row, read_table
+    from search.sweep import load_plan
 
     storage = args.storage or tempfile.mkdtemp(prefix="xstilts-demo-")
     out = {s: [] for s in SCHEMES}
     steps_out = {s: [] for s in SCHEMES}
+    floor = []  # per seed: two-phase's least trial-seconds to find it, today's
     t0 = time.perf_counter()
     for seed in _seeds(args.seeds):
+        ran = {}
         for scheme in SCHEMES:
             path = f"{storage}/demo-{scheme}-{seed}"
             if not os.path.exists(path):  # one already there (--storage) is read, not run again
                 path = cli_sweep(scheme, seed, storage, trials=args.trials, extra=args.set)
             rows = sorted(read_table(path, "trials").to_pylist(), key=lambda r: r["finished_at"])
+            first_report = {}
+            for h in read_table(path, "history").to_pylist():
+                t = first_report.get(h["trial_id"])
+                first_report[h["trial_id"]] = min(t, h["time_seconds"]) if t else h["time_seconds"]
+            ran[scheme] = (rows, first_report, load_plan(path).sweep.startup_trials)
             spent, steps, best, found = 0.0, 0, None, None
             for r in rows:
                 config = config_from_row(r)
@@ -416,20 +427,56 @@ def cmd_demo(args) -> None:
                     best = r
                 if found is None and best is not None and \
                         "demo-polarity" in config_from_row(best)["intermediate_tasks"]:
-                    found = (spent, steps)
+                    found = (spent, steps, rows.index(r) + 1)
+            ran[scheme] += (found,)
             out[scheme].append(found and found[0])
             steps_out[scheme].append(found and found[1])
             print(f"  seed {seed} {scheme:<9}: until the best includes demo-polarity "
                   f"{_fmt(found and found[0], ' trial-s')}, "
-                  f"{_fmt(found and found[1], ' steps')}; whole sweep {spent:,.0f} trial-s, "
-                  f"{steps:,} steps over {len(rows)} trials", flush=True)
+                  f"{_fmt(found and found[1], ' steps')}"
+                  f"{f', at trial {found[2]}' if found else ''}; whole sweep "
+                  f"{spent:,.0f} trial-s, {steps:,} steps over {len(rows)} trials", flush=True)
+        floor.append(_floor(ran["two-phase"], ran["today"]))
+        f = floor[-1]
+        if f:
+            print(f"  seed {seed}: of today's first {f['k']} trials, {f['same']} were drawn by "
+                  f"two-phase too (the first {f['startup']}: TPE's start-up); had two-phase "
+                  f"found it at trial {f['k']} with every earlier trial stopped at its first "
+                  f"report: {f['least']:,.0f} trial-s, {f['least'] / f['today']:.2f} of today's")
     kind = "surrogate" if "search.trainable=surrogate" in args.set else "real"
     for what, got, unit in (("trial-seconds", out, " s"), ("optimizer steps", steps_out, "")):
         ma, mb = _median(got["today"]), _median(got["two-phase"])
         print(f"(b) demo, {kind} trials: median {what} until the best finished config includes "
               f"demo-polarity: today {_fmt(ma, unit)}, two-phase {_fmt(mb, unit)}"
               + (f", ratio {mb / ma:.2f}" if ma and mb else ""))
+    least = [f["least"] / f["today"] for f in floor if f]
+    if least:
+        print(f"    the least two-phase could spend (every trial before today's finding one "
+              f"stopped at its first report): median {statistics.median(least):.2f} of today's")
     print(f"({time.perf_counter() - t0:.0f} s; sweeps under {storage})")
+
+
+def _floor(two_phase, today) -> dict | None:
+    """What two-phase could at best have spent to find the helpful task as soon as today did:
+    the same finding trial run to its end, every trial that ended before it stopped at its
+    first report (the first rung; ASHA stops nothing earlier; a config two-phase did not draw
+    costs its cheapest trial's first report). ``same``: how many of today's
+    trials until then two-phase drew too (by config hash): TPE's seeded start-up trials are
+    the same configs in both schemes, so a task they find costs both about the same."""
+    (rows_2, first_2, _, found_2), (rows_t, first_t, startup, found_t) = two_phase, today
+    if not (found_2 and found_t):
+        return None
+    k = found_t[2]
+    hashes_2 = {r["config_hash"]: r for r in rows_2}
+    before = rows_t[:k - 1]
+    cheapest = min(first_2.values())  # for a config two-phase did not draw
+    least = sum(first_2.get(hashes_2[r["config_hash"]]["trial_id"], cheapest)
+                if r["config_hash"] in hashes_2 else cheapest for r in before)
+    finder = rows_t[k - 1]
+    least += (hashes_2[finder["config_hash"]]["wall_seconds"]
+              if finder["config_hash"] in hashes_2 else finder["wall_seconds"])
+    return {"k": k, "same": sum(r["config_hash"] in hashes_2 for r in rows_t[:k]),
+            "least": least, "today": found_t[0], "startup": startup}
 
 
 class FolderPoll(threading.Thread):
