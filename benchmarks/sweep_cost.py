@@ -1,6 +1,7 @@
 """What early stopping over the whole trial saves (issue 16), part by part.
 
     python benchmarks/sweep_cost.py surrogate [--preset paper-base] [--seeds 0-9] [--json F]
+    python benchmarks/sweep_cost.py surrogate --from-json F [F ...] [--first 300]  # pooled
     python benchmarks/sweep_cost.py demo [--seeds 0-2]          # real demo trials (long)
     python benchmarks/sweep_cost.py storage                    # a real demo sweep's bytes
     python benchmarks/sweep_cost.py cost-model --surrogate F   # paper-base GPU-hours, a model
@@ -20,8 +21,10 @@ a noisy probe in phase 2), one per seed and scheme. The cost of a sweep until it
 finished score is within a margin of the surrogate's optimum is the optimizer steps its
 trials ran, phase 2 and phase 3 alike (a today trial runs its whole phase 2 before its
 budget counts), summed in the order trials ended. For paper-base it is also given
-FLOP-weighted (``cost-model``'s FLOPs of each trial's steps). ``--json`` keeps every trial
-for ``cost-model``.
+FLOP-weighted (``cost-model``'s FLOPs of each trial's steps), with a bootstrap interval over
+seeds. ``--json`` keeps every trial for ``cost-model`` and ``--from-json``, which reports
+again on one or more runs' sweeps (a seed run twice is two pairs: its trials end in a
+timing-set order, so its sweeps differ), cut to their first ``--first`` trials.
 
 ``demo`` (b): the demo preset with real trials through the CLI, 3 seeds: trial-seconds
 (``wall_seconds`` summed in the order trials ended) and optimizer steps (phase 2 and 3, to
@@ -227,8 +230,8 @@ def reach(run: dict, margin: float, weight=lambda r: r["s2"] + r["s3"], *,
 
 
 def cmd_surrogate(args) -> None:
-    if args.from_json:  # the report again, from the trials a run kept (--json)
-        report_surrogate(json.loads(Path(args.from_json).read_text()),
+    if args.from_json:  # the report again, from the trials runs kept (--json)
+        report_surrogate(kept_runs(args.from_json, args.first),
                          [float(m) for m in args.margins.split(",")])
         return
     from search.local_ray import ensure_ray
@@ -247,6 +250,21 @@ def cmd_surrogate(args) -> None:
         Path(args.json).write_text(json.dumps(runs))
     report_surrogate(runs, [float(m) for m in args.margins.split(",")])
     print(f"({time.perf_counter() - t0:.0f} s; sweeps under {storage})")
+
+
+def kept_runs(files: list[str], first: int | None = None) -> list[dict]:
+    """The sweeps that ``--json`` runs kept, each cut to the first ``first`` trials that
+    ended. From several files a sweep's seed becomes ``FILE/SEED`` (the file's place in
+    ``files``): a seed run twice is two pairs, as its trials end in a different order."""
+    runs = []
+    for i, name in enumerate(files):
+        for run in json.loads(Path(name).read_text()):
+            if first:
+                run["trials"] = run["trials"][:first]
+            if len(files) > 1:
+                run["seed"] = f"{i}/{run['seed']}"
+            runs.append(run)
+    return runs
 
 
 def report_surrogate(runs: list[dict], margins: list[float]) -> None:
@@ -703,7 +721,11 @@ def main() -> None:
                    help="search.surrogate_seconds: the longest trial's seconds")
     s.add_argument("--margins", default="0.005,0.01,0.02")
     s.add_argument("--json", default=None, help="keep every trial here (for cost-model)")
-    s.add_argument("--from-json", default=None, help="report on the trials of a --json file")
+    s.add_argument("--from-json", nargs="+", default=None, metavar="FILE",
+                   help="report on the trials of --json files (several: pooled, a pair per "
+                        "file and seed)")
+    s.add_argument("--first", type=int, default=None,
+                   help="with --from-json: each sweep's first N trials to end only")
     s.add_argument("--storage", default=None)
     d = sub.add_parser("cost-model", help="(d) paper-base GPU-hours, a model")
     d.add_argument("--surrogate", required=True, help="JSON of `surrogate --preset paper-base`")
