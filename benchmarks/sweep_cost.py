@@ -356,8 +356,7 @@ def _bootstrap_ratio(today: list, two_phase: list, *, draws: int = 2000) -> tupl
 def cmd_cost_model(args) -> None:
     from spaces.config import TrialConfig
 
-    runs = [r for r in json.loads(Path(args.surrogate).read_text())
-            if r["preset"].startswith("paper")]
+    runs = [r for r in kept_runs([args.surrogate]) if r["preset"].startswith("paper")]
     if not runs:
         raise SystemExit(f"{args.surrogate} holds no paper-base sweeps; run "
                          "`sweep_cost.py surrogate --preset paper-base --json FILE` first")
@@ -438,7 +437,7 @@ def cmd_demo(args) -> None:
     floor = []  # per seed: two-phase's least trial-seconds to find it, today's
     t0 = time.perf_counter()
     for seed in _seeds(args.seeds):
-        ran = {}
+        ran = {}  # per scheme: its rows, each trial's first report's seconds, the find
         for scheme in SCHEMES:
             path = f"{storage}/demo-{scheme}-{seed}"
             if not os.path.exists(path):  # one already there (--storage) is read, not run again
@@ -446,11 +445,10 @@ def cmd_demo(args) -> None:
             rows = sorted(read_table(path, "trials").to_pylist(), key=lambda r: r["finished_at"])
             first_report = {}
             for h in read_table(path, "history").to_pylist():
-                t = first_report.get(h["trial_id"])
-                first_report[h["trial_id"]] = min(t, h["time_seconds"]) if t else h["time_seconds"]
-            ran[scheme] = (rows, first_report, load_plan(path).sweep.startup_trials)
+                t = first_report.get(h["trial_id"], math.inf)
+                first_report[h["trial_id"]] = min(t, h["time_seconds"])
             spent, steps, best, found = 0.0, 0, None, None
-            for r in rows:
+            for i, r in enumerate(rows, 1):
                 config = config_from_row(r)
                 spent += r["wall_seconds"] or 0.0
                 # optimizer steps the trial ran until its last report, phase 2 and 3 alike (a
@@ -462,8 +460,8 @@ def cmd_demo(args) -> None:
                     best = r
                 if found is None and best is not None and \
                         "demo-polarity" in config_from_row(best)["intermediate_tasks"]:
-                    found = (spent, steps, rows.index(r) + 1)
-            ran[scheme] += (found,)
+                    found = (spent, steps, i)
+            ran[scheme] = SimpleNamespace(rows=rows, first_report=first_report, found=found)
             out[scheme].append(found and found[0])
             steps_out[scheme].append(found and found[1])
             print(f"  seed {seed} {scheme:<9}: until the best includes demo-polarity "
@@ -474,8 +472,9 @@ def cmd_demo(args) -> None:
         floor.append(_floor(ran["two-phase"], ran["today"]))
         f = floor[-1]
         if f:
+            startup = load_plan(path).sweep.startup_trials  # the same in both schemes
             print(f"  seed {seed}: of today's first {f['k']} trials, {f['same']} were drawn by "
-                  f"two-phase too (the first {f['startup']}: TPE's start-up); had two-phase "
+                  f"two-phase too (the first {startup}: TPE's start-up); had two-phase "
                   f"found it at trial {f['k']} with every earlier trial stopped at its first "
                   f"report: {f['least']:,.0f} trial-s, {f['least'] / f['today']:.2f} of today's")
     kind = "surrogate" if "search.trainable=surrogate" in args.set else "real"
@@ -495,23 +494,21 @@ def _floor(two_phase, today) -> dict | None:
     """What two-phase could at best have spent to find the helpful task as soon as today did:
     the same finding trial run to its end, every trial that ended before it stopped at its
     first report (the first rung; ASHA stops nothing earlier; a config two-phase did not draw
-    costs its cheapest trial's first report). ``same``: how many of today's
-    trials until then two-phase drew too (by config hash): TPE's seeded start-up trials are
-    the same configs in both schemes, so a task they find costs both about the same."""
-    (rows_2, first_2, _, found_2), (rows_t, first_t, startup, found_t) = two_phase, today
-    if not (found_2 and found_t):
+    costs its cheapest trial's first report). ``same``: how many of today's trials until
+    then two-phase drew too (by config hash): TPE's seeded start-up trials are the same
+    configs in both schemes, so a task they find costs both about the same."""
+    if not (two_phase.found and today.found):
         return None
-    k = found_t[2]
-    hashes_2 = {r["config_hash"]: r for r in rows_2}
-    before = rows_t[:k - 1]
-    cheapest = min(first_2.values())  # for a config two-phase did not draw
-    least = sum(first_2.get(hashes_2[r["config_hash"]]["trial_id"], cheapest)
-                if r["config_hash"] in hashes_2 else cheapest for r in before)
-    finder = rows_t[k - 1]
-    least += (hashes_2[finder["config_hash"]]["wall_seconds"]
-              if finder["config_hash"] in hashes_2 else finder["wall_seconds"])
-    return {"k": k, "same": sum(r["config_hash"] in hashes_2 for r in rows_t[:k]),
-            "least": least, "today": found_t[0], "startup": startup}
+    k = today.found[2]
+    drawn = {r["config_hash"]: r for r in two_phase.rows}
+    first = two_phase.first_report
+    cheapest = min(first.values())  # for a config two-phase did not draw
+    least = sum(first.get(drawn[r["config_hash"]]["trial_id"], cheapest)
+                if r["config_hash"] in drawn else cheapest for r in today.rows[:k - 1])
+    finder = today.rows[k - 1]
+    least += drawn.get(finder["config_hash"], finder)["wall_seconds"]
+    return {"k": k, "same": sum(r["config_hash"] in drawn for r in today.rows[:k]),
+            "least": least, "today": today.found[0]}
 
 
 class FolderPoll(threading.Thread):
