@@ -2,6 +2,7 @@
 
     python benchmarks/sweep_cost.py surrogate [--preset paper-base] [--seeds 0-9] [--json F]
     python benchmarks/sweep_cost.py surrogate --from-json F [F ...] [--first 300]  # pooled
+    python benchmarks/sweep_cost.py rungs --from-json F [F ...] [--rungs 4000:3,2000:3]
     python benchmarks/sweep_cost.py demo [--seeds 0-2]          # real demo trials (long)
     python benchmarks/sweep_cost.py storage                    # a real demo sweep's bytes
     python benchmarks/sweep_cost.py cost-model --surrogate F   # paper-base GPU-hours, a model
@@ -25,6 +26,13 @@ FLOP-weighted (``cost-model``'s FLOPs of each trial's steps), with a bootstrap i
 seeds. ``--json`` keeps every trial for ``cost-model`` and ``--from-json``, which reports
 again on one or more runs' sweeps (a seed run twice is two pairs: its trials end in a
 timing-set order, so its sweeps differ), cut to their first ``--first`` trials.
+
+``rungs`` (a'): where two-phase's rungs could go, in seconds instead of sweeps: each stored
+two-phase sweep's configs, in the order they ended, judged again by Ray's ASHA bracket with
+other ``GRACE:REDUCTION`` rungs (``replay_rungs``), against the stored today sweeps. A
+what-if, not a sweep: the searcher would have drawn other configs. The surrogate's probe
+ranks configs as well at 2k steps of phase 2 as at 12k, so it favours early rungs by
+construction; ``--early-noise`` asks what an early probe that ranks worse does to each.
 
 ``demo`` (b): the demo preset with real trials through the CLI, 3 seeds: trial-seconds
 (``wall_seconds`` summed in the order trials ended) and optimizer steps (phase 2 and 3, to
@@ -350,6 +358,111 @@ def _bootstrap_ratio(today: list, two_phase: list, *, draws: int = 2000) -> tupl
         ratios.append(math.inf if b is None else 0.0 if a is None else b / a)
     ratios.sort()
     return ratios[int(0.05 * draws)], ratios[int(0.95 * draws) - 1]
+
+
+# -- (a'): where the rungs go, replayed ------------------------------------------------------------
+def replay_rungs(run: dict, grace: int, reduction: float, *, early_noise: float = 0.0) -> dict:
+    """``run`` (a stored two-phase surrogate sweep) with its trials judged again by ASHA
+    with rungs ``grace · reduction^k``: Ray's own bracket (``_Bracket``, the one
+    ``ASHAScheduler`` keeps, with the sweep's ``max_t``), fed each trial's surrogate value at
+    each rung below its end, trials one after another in the order they ended. The configs
+    stay those the sweep drew: a sweep run with these rungs would draw others (its searcher
+    learns from other stops), and its concurrent trials would meet a rung in another order.
+
+    ``early_noise``: a what-if for the surrogate's probe, whose noise does not depend on how
+    far phase 2 has gone: a probe at phase-2 progress ``f`` gets N(0, early_noise·(1 − f))
+    more (seeded by the config and the rung), so early probes rank configs worse."""
+    from ray.tune.schedulers import TrialScheduler
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    from search.sweep import MAX_BUDGET
+    from spaces.config import TrialConfig
+    from spaces.objective import SCORE_KEY
+    from trainables.surrogate import surrogate_curve, surrogate_metrics
+
+    bracket = _Bracket(grace, MAX_BUDGET, reduction, 0)
+    trials = []
+    for k, t in enumerate(run["trials"]):
+        cfg, total = TrialConfig.from_dict(t["config"]), t["s2_full"] + t["s3_full"]
+        at, status, score, probes = total, "finished", None, 0
+        for rung, _ in reversed(bracket._rungs):  # ascending
+            if rung >= total:
+                break
+            value = surrogate_curve(cfg, rung, two_phase=True)[SCORE_KEY]
+            if rung <= t["s2_full"] and t["s3_full"] and early_noise:  # a probe
+                rng = random.Random(f"{cfg.config_hash()}/early/{rung}")
+                value += rng.gauss(0.0, early_noise * (1 - rung / t["s2_full"]))
+            probes += rung <= t["s2_full"]
+            if bracket.on_result(SimpleNamespace(trial_id=str(k)), rung, value) == \
+                    TrialScheduler.STOP:
+                at, status, score = rung, "stopped", value
+                break
+        if status == "finished":
+            score = surrogate_metrics(cfg)[SCORE_KEY]
+        s2 = min(at, t["s2_full"])
+        trials.append({**t, "status": status, "budget": at, "s2": s2, "s3": at - s2,
+                       "score": score, "probes": probes})
+    sweep = {**run["sweep"], "asha_grace": grace, "asha_reduction": reduction}
+    return {**run, "sweep": sweep, "trials": trials}
+
+
+def _placements(text: str) -> list[tuple[int, float]]:
+    """``--rungs``: GRACE:REDUCTION pairs, e.g. ``4000:3,2000:3``."""
+    try:
+        pairs = [(int(g), float(rf)) for g, rf in (v.split(":") for v in text.split(","))]
+    except ValueError:
+        pairs = []
+    if not pairs or any(g < 1 or not rf > 1 for g, rf in pairs):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected GRACE:REDUCTION pairs, a whole first rung >= 1 and a factor > 1, "
+            "comma-separated, e.g. 4000:3,2000:3")
+    return pairs
+
+
+def cmd_rungs(args) -> None:
+    runs = kept_runs(args.from_json, args.first)
+    today = {r["seed"]: r for r in runs if r["scheme"] == "today"}
+    two = {r["seed"]: r for r in runs if r["scheme"] == "two-phase"}
+    seeds = sorted(set(today) & set(two))
+    margins = [float(m) for m in args.margins.split(",")]
+    if not seeds:
+        sys.exit(f"--from-json {' '.join(args.from_json)}: expected today's and two-phase's "
+                 "sweeps of the same seeds, as `sweep_cost.py surrogate --json F` keeps them")
+    first = two[seeds[0]]["sweep"]
+    variants = [("as run", None)] + [
+        (f"{g}:{rf:g}" + (" (the sweep's)" if (g, rf) == (first["asha_grace"],
+                                                          first["asha_reduction"]) else ""),
+         (g, rf)) for g, rf in args.rungs]
+    print(f"(a') two-phase ASHA replayed with other rungs over {len(seeds)} stored sweeps' configs "
+          f"({len(two[seeds[0]]['trials'])} trials each), against today's stored sweeps"
+          + (f"; probes at phase-2 progress f get N(0, {args.early_noise}·(1 − f)) more"
+             if args.early_noise else ""))
+    print(f"  {'grace:reduction':<24}" + "".join(f"  {'within ' + str(m):>22}" for m in margins)
+          + f"  {'steps/sweep':>11}  {'vs today':>8}  {'best: true gap':>14}")
+
+    def whole(rs):
+        return statistics.mean(sum(t["s2"] + t["s3"] for t in r["trials"]) for r in rs)
+
+    base = whole(today.values())
+    for label, v in variants:
+        replayed = {s: two[s] if v is None else replay_rungs(two[s], *v,
+                                                             early_noise=args.early_noise)
+                    for s in seeds}
+        cells = []
+        for m in margins:
+            a = [reach(today[s], m) for s in seeds]
+            b = [reach(replayed[s], m) for s in seeds]
+            ma, mb = _median(a), _median(b)
+            lo, hi = _bootstrap_ratio(a, b)
+            cells.append("-" if not (ma and mb) else f"{mb / ma:.2f} [{lo:.2f}, {hi:.2f}]")
+        gap = statistics.mean(
+            r["optimum"] - max((t for t in r["trials"] if t["status"] == "finished"),
+                               key=lambda t: t["score"])["true_score"] for r in replayed.values())
+        steps = whole(replayed.values())
+        print(f"  {label:<24}" + "".join(f"  {c:>22}" for c in cells)
+              + f"  {steps / 1e6:>10.2f}M  {steps / base:>8.2f}  {gap:>14.4f}")
+    print(f"  (ratio of median steps until the best finished score is within the margin, "
+          f"two-phase / today, 90% bootstrap interval; today: {base / 1e6:.2f}M steps/sweep)")
 
 
 # -- (d) the paper-base cost model ------------------------------------------------------------
@@ -724,6 +837,15 @@ def main() -> None:
     s.add_argument("--first", type=int, default=None,
                    help="with --from-json: each sweep's first N trials to end only")
     s.add_argument("--storage", default=None)
+    w = sub.add_parser("rungs", help="(a') two-phase's rungs placed elsewhere, replayed")
+    w.add_argument("--from-json", nargs="+", required=True, metavar="FILE",
+                   help="`surrogate --json` files (today's and two-phase's sweeps)")
+    w.add_argument("--first", type=int, default=None, help="each sweep's first N trials only")
+    w.add_argument("--rungs", type=_placements, default="4000:3,3000:3,2000:3,4000:2,4000:4",
+                   help="GRACE:REDUCTION,... (the budget of the first rung, the factor)")
+    w.add_argument("--margins", default="0.005,0.01")
+    w.add_argument("--early-noise", type=float, default=0.0,
+                   help="a what-if: a probe at phase-2 progress f gets N(0, X·(1 − f)) more")
     d = sub.add_parser("cost-model", help="(d) paper-base GPU-hours, a model")
     d.add_argument("--surrogate", required=True, help="JSON of `surrogate --preset paper-base`")
     d.add_argument("--tflops", type=float, default=150.0,
@@ -752,7 +874,7 @@ def main() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    {"surrogate": cmd_surrogate, "cost-model": cmd_cost_model, "demo": cmd_demo,
+    {"surrogate": cmd_surrogate, "rungs": cmd_rungs, "cost-model": cmd_cost_model, "demo": cmd_demo,
      "storage": cmd_storage, "tune-state": cmd_tune_state,
      "tune-breakdown": cmd_tune_breakdown}[args.cmd](args)
 
