@@ -2,6 +2,7 @@
 
     python benchmarks/sweep_cost.py surrogate [--preset paper-base] [--seeds 0-9] [--json F]
     python benchmarks/sweep_cost.py surrogate --from-json F [F ...] [--first 300]  # pooled
+    python benchmarks/sweep_cost.py surrogate --schemes two-phase --rungs 2000:3 --json F
     python benchmarks/sweep_cost.py rungs --from-json F [F ...] [--rungs 4000:3,2000:3]
     python benchmarks/sweep_cost.py demo [--seeds 0-2]          # real demo trials (long)
     python benchmarks/sweep_cost.py storage                    # a real demo sweep's bytes
@@ -33,6 +34,8 @@ other ``GRACE:REDUCTION`` rungs (``replay_rungs``), against the stored today swe
 what-if, not a sweep: the searcher would have drawn other configs. The surrogate's probe
 ranks configs as well at 2k steps of phase 2 as at 12k, so it favours early rungs by
 construction; ``--early-noise`` asks what an early probe that ranks worse does to each.
+``surrogate --rungs G:R --schemes two-phase --json F`` runs the real sweeps of one placement,
+to pair with another run's today sweeps in one file.
 
 ``demo`` (b): the demo preset with real trials through the CLI, 3 seeds: trial-seconds
 (``wall_seconds`` summed in the order trials ended) and optimizer steps (phase 2 and 3, to
@@ -179,8 +182,9 @@ def trial_flops(row: dict, cfg) -> dict[str, float]:
 
 # -- (a) surrogate sweeps ---------------------------------------------------------------------
 def surrogate_sweep(preset_name: str, scheme: str, seed: int, *, trials: int | None,
-                    seconds: float, storage: str) -> dict:
-    """One sweep; per trial (in the order trials ended) what it ran and reported."""
+                    seconds: float, storage: str, rungs: tuple[int, float] | None = None) -> dict:
+    """One sweep; per trial (in the order trials ended) what it ran and reported. ``rungs``:
+    two-phase's ASHA at (grace, reduction) instead of the preset's."""
     from search.results import config_from_row, read_table
     from search.sweep import SweepPlan, run_sweep
     from spaces.config import TrialConfig
@@ -190,6 +194,8 @@ def surrogate_sweep(preset_name: str, scheme: str, seed: int, *, trials: int | N
     preset = load_preset(preset_name)
     trial_sets = ["use_gpu=false"]  # surrogate trials hold no GPU here
     changes = dict(TODAY[preset_name]) if scheme == "today" else {}
+    if rungs and scheme == "two-phase":
+        changes.update(asha_grace=rungs[0], asha_reduction=rungs[1])
     if trials:
         changes["trials"] = trials
     base = preset.trial_config(trial_sets)
@@ -248,14 +254,17 @@ def cmd_surrogate(args) -> None:
     storage = args.storage or tempfile.mkdtemp(prefix="xstilts-cost-")
     runs, t0 = [], time.perf_counter()
     for seed in _seeds(args.seeds):
-        for scheme in SCHEMES:
+        for scheme in args.schemes.split(","):
             run = surrogate_sweep(args.preset, scheme, seed, trials=args.trials,
-                                  seconds=args.seconds, storage=storage)
+                                  seconds=args.seconds, storage=storage,
+                                  rungs=args.rungs and args.rungs[0])
             runs.append(run)
             print(f"  seed {seed} {scheme:<9}: {len(run['trials'])} trials in "
                   f"{run['wall_s']:.0f} s", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(runs))
+    if {r["scheme"] for r in runs} != set(SCHEMES):  # one scheme: its runs, for --from-json
+        return
     report_surrogate(runs, [float(m) for m in args.margins.split(",")])
     print(f"({time.perf_counter() - t0:.0f} s; sweeps under {storage})")
 
@@ -378,16 +387,16 @@ def replay_rungs(run: dict, grace: int, reduction: float, *, early_noise: float 
     from search.sweep import MAX_BUDGET
     from spaces.config import TrialConfig
     from spaces.objective import SCORE_KEY
+    from spaces.sweep import SweepConfig
     from trainables.surrogate import surrogate_curve, surrogate_metrics
 
     bracket = _Bracket(grace, MAX_BUDGET, reduction, 0)
+    placement = SweepConfig(asha_grace=grace, asha_reduction=reduction)
     trials = []
     for k, t in enumerate(run["trials"]):
         cfg, total = TrialConfig.from_dict(t["config"]), t["s2_full"] + t["s3_full"]
         at, status, score, probes = total, "finished", None, 0
-        for rung, _ in reversed(bracket._rungs):  # ascending
-            if rung >= total:
-                break
+        for rung in placement.rungs(total):  # where a trial reports (search.sweep's schedule)
             value = surrogate_curve(cfg, rung, two_phase=True)[SCORE_KEY]
             if rung <= t["s2_full"] and t["s3_full"] and early_noise:  # a probe
                 rng = random.Random(f"{cfg.config_hash()}/early/{rung}")
@@ -837,6 +846,11 @@ def main() -> None:
     s.add_argument("--first", type=int, default=None,
                    help="with --from-json: each sweep's first N trials to end only")
     s.add_argument("--storage", default=None)
+    s.add_argument("--schemes", default=",".join(SCHEMES), choices=(*SCHEMES, ",".join(SCHEMES)),
+                   help="run one scheme only (its sweeps go to --json, to pair with another "
+                        "run's in one file)")
+    s.add_argument("--rungs", type=_placements, default=None, metavar="GRACE:REDUCTION",
+                   help="two-phase's ASHA rungs instead of the preset's")
     w = sub.add_parser("rungs", help="(a') two-phase's rungs placed elsewhere, replayed")
     w.add_argument("--from-json", nargs="+", required=True, metavar="FILE",
                    help="`surrogate --json` files (today's and two-phase's sweeps)")
