@@ -257,7 +257,7 @@ def cmd_surrogate(args) -> None:
         for scheme in args.schemes.split(","):
             run = surrogate_sweep(args.preset, scheme, seed, trials=args.trials,
                                   seconds=args.seconds, storage=storage,
-                                  rungs=args.rungs and args.rungs[0])
+                                  rungs=args.rungs)
             runs.append(run)
             print(f"  seed {seed} {scheme:<9}: {len(run['trials'])} trials in "
                   f"{run['wall_s']:.0f} s", flush=True)
@@ -339,10 +339,6 @@ def report_surrogate(runs: list[dict], margins: list[float]) -> None:
         def mean(f):
             return statistics.mean(sum(f(t) for t in r["trials"]) for r in rs)
 
-        def best_gap(key):
-            return statistics.mean(
-                r["optimum"] - max((t for t in r["trials"] if t["status"] == "finished"),
-                                   key=lambda t: t["score"])[key] for r in rs)
         s2, s2f = mean(lambda t: t["s2"]), mean(lambda t: t["s2_full"])
         s3, s3f = mean(lambda t: t["s3"]), mean(lambda t: t["s3_full"])
         stopped = mean(lambda t: t["status"] == "stopped")
@@ -350,9 +346,17 @@ def report_surrogate(runs: list[dict], margins: list[float]) -> None:
         print(f"  {scheme:<9}  {stopped:>7.1f}  {in_2:>7.1f}  {s2:>10,.0f} ({s2 / s2f:4.0%})  "
               f"{s3:>10,.0f} ({s3 / s3f:4.0%})  {mean(lambda t: t['probes']):>6.1f}  "
               f"{mean(lambda t: t['evals']):>6.1f}  "
-              f"{best_gap('score'):.4f} / {best_gap('true_score'):.4f}")
+              f"{_best_gap(rs, 'score'):.4f} / {_best_gap(rs, 'true_score'):.4f}")
     print("  (percent: of the steps the same trials would run unstopped; best: the optimum minus "
           "the best finished trial's score, as seen and noise-free)")
+
+
+def _best_gap(runs: list[dict], key: str) -> float:
+    """The optimum minus the best finished trial's ``key`` (by its reported score), the mean
+    over ``runs``."""
+    return statistics.mean(
+        r["optimum"] - max((t for t in r["trials"] if t["status"] == "finished"),
+                           key=lambda t: t["score"])[key] for r in runs)
 
 
 def _bootstrap_ratio(today: list, two_phase: list, *, draws: int = 2000) -> tuple[float, float]:
@@ -395,13 +399,12 @@ def replay_rungs(run: dict, grace: int, reduction: float, *, early_noise: float 
     trials = []
     for k, t in enumerate(run["trials"]):
         cfg, total = TrialConfig.from_dict(t["config"]), t["s2_full"] + t["s3_full"]
-        at, status, score, probes = total, "finished", None, 0
+        at, status, score = total, "finished", None
         for rung in placement.rungs(total):  # where a trial reports (search.sweep's schedule)
             value = surrogate_curve(cfg, rung, two_phase=True)[SCORE_KEY]
             if rung <= t["s2_full"] and t["s3_full"] and early_noise:  # a probe
                 rng = random.Random(f"{cfg.config_hash()}/early/{rung}")
                 value += rng.gauss(0.0, early_noise * (1 - rung / t["s2_full"]))
-            probes += rung <= t["s2_full"]
             if bracket.on_result(SimpleNamespace(trial_id=str(k)), rung, value) == \
                     TrialScheduler.STOP:
                 at, status, score = rung, "stopped", value
@@ -409,8 +412,9 @@ def replay_rungs(run: dict, grace: int, reduction: float, *, early_noise: float 
         if status == "finished":
             score = surrogate_metrics(cfg)[SCORE_KEY]
         s2 = min(at, t["s2_full"])
-        trials.append({**t, "status": status, "budget": at, "s2": s2, "s3": at - s2,
-                       "score": score, "probes": probes})
+        kept = {k: v for k, v in t.items() if k not in ("probes", "evals")}  # as stored: stale
+        trials.append({**kept, "status": status, "budget": at, "s2": s2, "s3": at - s2,
+                       "score": score})
     sweep = {**run["sweep"], "asha_grace": grace, "asha_reduction": reduction}
     return {**run, "sweep": sweep, "trials": trials}
 
@@ -426,6 +430,15 @@ def _placements(text: str) -> list[tuple[int, float]]:
             f"{text!r}: expected GRACE:REDUCTION pairs, a whole first rung >= 1 and a factor > 1, "
             "comma-separated, e.g. 4000:3,2000:3")
     return pairs
+
+
+def _placement(text: str) -> tuple[int, float]:
+    """``surrogate --rungs``: one GRACE:REDUCTION pair."""
+    pairs = _placements(text)
+    if len(pairs) != 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one GRACE:REDUCTION pair, e.g. "
+                                         "2000:3; run one sweep per placement")
+    return pairs[0]
 
 
 def cmd_rungs(args) -> None:
@@ -453,20 +466,18 @@ def cmd_rungs(args) -> None:
         return statistics.mean(sum(t["s2"] + t["s3"] for t in r["trials"]) for r in rs)
 
     base = whole(today.values())
+    reached = {m: [reach(today[s], m) for s in seeds] for m in margins}  # today's, per margin
     for label, v in variants:
         replayed = {s: two[s] if v is None else replay_rungs(two[s], *v,
                                                              early_noise=args.early_noise)
                     for s in seeds}
         cells = []
-        for m in margins:
-            a = [reach(today[s], m) for s in seeds]
+        for m, a in reached.items():
             b = [reach(replayed[s], m) for s in seeds]
             ma, mb = _median(a), _median(b)
             lo, hi = _bootstrap_ratio(a, b)
             cells.append("-" if not (ma and mb) else f"{mb / ma:.2f} [{lo:.2f}, {hi:.2f}]")
-        gap = statistics.mean(
-            r["optimum"] - max((t for t in r["trials"] if t["status"] == "finished"),
-                               key=lambda t: t["score"])["true_score"] for r in replayed.values())
+        gap = _best_gap(list(replayed.values()), "true_score")
         steps = whole(replayed.values())
         print(f"  {label:<24}" + "".join(f"  {c:>22}" for c in cells)
               + f"  {steps / 1e6:>10.2f}M  {steps / base:>8.2f}  {gap:>14.4f}")
@@ -849,7 +860,7 @@ def main() -> None:
     s.add_argument("--schemes", default=",".join(SCHEMES), choices=(*SCHEMES, ",".join(SCHEMES)),
                    help="run one scheme only (its sweeps go to --json, to pair with another "
                         "run's in one file)")
-    s.add_argument("--rungs", type=_placements, default=None, metavar="GRACE:REDUCTION",
+    s.add_argument("--rungs", type=_placement, default=None, metavar="GRACE:REDUCTION",
                    help="two-phase's ASHA rungs instead of the preset's")
     w = sub.add_parser("rungs", help="(a') two-phase's rungs placed elsewhere, replayed")
     w.add_argument("--from-json", nargs="+", required=True, metavar="FILE",
