@@ -311,7 +311,7 @@ class ResultsWriter(tune.Callback):
                 history.append(h)
         if self.store is None:
             self.store = PartStore(self.sweep_path, max_parts=self.max_parts)
-        evicted = self._place_model(row)
+        model, evicted = self._place_model(row)
         try:  # history and languages first: a row in trials promises its details exist
             self.store.append({"history": _table(history, HISTORY_COLUMNS),
                                "languages": _table(languages, LANGUAGE_COLUMNS),
@@ -320,7 +320,11 @@ class ResultsWriter(tune.Callback):
             self._stop_if_full(f"{type(exc).__name__}: {exc}")
             raise
         # recorded: nothing resumes from these checkpoints any more (a resumed sweep
-        # replays the row); an error's checkpoints stay, for a look or a retry
+        # replays the row); an error's checkpoints stay, for a look or a retry. Never
+        # before: a driver killed before the row is written restarts the trial through
+        # Train, which refuses to start if a checkpoint its run snapshot names is gone
+        if model is not None:
+            _delete_checkpoints(self.sweep_path, row["trial_id"], keep=model)
         for gone in [*evicted, *([row] if status != "error" and not row["checkpoint_path"] else [])]:
             _delete_checkpoints(self.sweep_path, gone["trial_id"], keep=None)
         score = f"{row['objective']:.4f}" if row["objective"] is not None else "-"
@@ -349,25 +353,26 @@ class ResultsWriter(tune.Callback):
         except OSError as exc:  # storage keeps them; nothing recorded depends on it
             log.warning("could not delete the checkpoints of ended trials: %s", exc)
 
-    def _place_model(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+    def _place_model(self, row: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]]]:
         """Keep ``row``'s model if it is among the ``keep_models`` best finished trials:
-        its ``checkpoint_path`` then names its last checkpoint (weights only), and the
-        rows of trials it pushes out (``checkpoint_path`` cleared) are returned."""
+        its ``checkpoint_path`` then names its last checkpoint (weights only). Returns that
+        checkpoint's path (None where no model is kept) and the rows of trials it pushes
+        out (``checkpoint_path`` cleared). Deletes nothing: the row is not recorded yet."""
         if row["status"] != "finished" or self.keep_models <= 0 or row["objective"] is None:
-            return []
-        path = _delete_checkpoints(self.sweep_path, row["trial_id"], keep="newest")
+            return None, []
+        path = _newest_checkpoint(self.sweep_path, row["trial_id"])
         if path is None:  # a surrogate trial, or a replay: no model to keep
-            return []
+            return None, []
         kept = [r for r in self.rows.values()
                 if r.get("checkpoint_path") and r["trial_id"] != row["trial_id"]]
         ranked = sorted([*kept, row], key=lambda r: (-r["objective"], r["trial_id"]))
         if row not in ranked[:self.keep_models]:
-            return []
+            return None, []
         row["checkpoint_path"] = _as_uri(path, self.sweep_path)
         evicted = [{**r, "checkpoint_path": None} for r in ranked[self.keep_models:]]
         for r in evicted:
             self.rows[r["trial_id"]] = r
-        return evicted
+        return path, evicted
 
 
 def language_rows(trial_id: str, config: TrialConfig,
@@ -392,23 +397,34 @@ def language_rows(trial_id: str, config: TrialConfig,
     return rows
 
 
-def _delete_checkpoints(sweep_path: str, trial_id: str, *, keep: str | None) -> str | None:
-    """Delete a trial's Train checkpoints, all of them or (``keep="newest"``) all but the
-    newest, whose path is returned (None where the trial has none)."""
+def _checkpoints(sweep_path: str, trial_id: str) -> tuple[pafs.FileSystem, list[tuple[int, str]]]:
+    """A trial's Train checkpoints, ``(step, path)`` oldest first (none where its run's
+    folder cannot be listed), and the filesystem they are on."""
     from trainables.loop import checkpoint_steps
 
     fs, run_dir = filesystem(train_run_dir(sweep_path, trial_id))
     try:
-        found = checkpoint_steps(fs, run_dir)  # a cut-short one (step -1) is never kept
+        return fs, checkpoint_steps(fs, run_dir)
     except OSError:
-        return None
-    newest = found.pop()[1] if found and keep == "newest" else None
+        return fs, []
+
+
+def _newest_checkpoint(sweep_path: str, trial_id: str) -> str | None:
+    """The path of a trial's newest whole checkpoint (a cut-short one, step -1, never)."""
+    found = _checkpoints(sweep_path, trial_id)[1]
+    return found[-1][1] if found and found[-1][0] >= 0 else None
+
+
+def _delete_checkpoints(sweep_path: str, trial_id: str, *, keep: str | None) -> None:
+    """Delete a trial's Train checkpoints, all but ``keep`` (a path; None: all of them)."""
+    fs, found = _checkpoints(sweep_path, trial_id)
     for _, path in found:
+        if path == keep:
+            continue
         try:
             fs.delete_dir(path)
         except OSError as exc:  # storage keeps it; the sweep goes on
             log.warning("could not delete checkpoint %s: %s", path, exc)
-    return newest
 
 
 def read_details(sweep_path: str, trial_id: str, budget: Any) -> dict[str, Any]:

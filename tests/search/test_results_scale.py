@@ -24,7 +24,7 @@ from search.results import (CORE_COLUMNS, HISTORY_COLUMNS, SCHEMA_KEY, SEQ_KEY, 
 from search.tables import train_run_dir
 from spaces.config import TrialConfig
 from spaces.space import SpaceSpec, suggested_config
-from trainables.loop import details_file
+from trainables.loop import META_FILE, details_file
 
 SPACE = SpaceSpec(tasks=("demo-polarity", "demo-topic"), learning_rate=(1e-3, 4e-3))
 
@@ -137,6 +137,38 @@ def test_a_stopped_trial_is_recorded_with_the_evaluation_it_was_stopped_at(tmp_p
     assert (row["status"], row["budget"], row["zs_accuracy"]) == ("stopped", 4, 0.4)
     langs = read_table(writer.sweep_path, "languages").to_pandas()
     assert langs[["language", "value"]].values.tolist() == [["de", 0.4]]
+
+
+def test_a_finished_trials_checkpoints_stay_until_its_row_is_written(tmp_path):
+    # Train's run snapshot may name an older checkpoint than the newest on storage (async
+    # uploads land out of order; the driver was killed before Train registered the last).
+    # A driver killed while recording the trial restarts it through Train on resume, and
+    # Train refuses to start if that checkpoint is gone: nothing is deleted before the row
+    # is written; after it, the kept model's checkpoint alone stays
+    writer = _writer(str(tmp_path / "sweep"), max_parts=8)
+    trial = _trial(0, score=0.3)
+    run = Path(train_run_dir(writer.sweep_path, trial.trial_id))
+    for i, step in enumerate((2, 4, 6)):
+        (run / f"checkpoint_{i}").mkdir(parents=True)
+        (run / f"checkpoint_{i}" / META_FILE).write_text(json.dumps({"global_step": step}))
+    every = sorted(p.name for p in run.glob("checkpoint_*"))
+    real_append = writer.store.append
+
+    def killed_before_the_trials_part(tables):
+        real_append({k: v for k, v in tables.items() if k != "trials"})
+        raise KeyboardInterrupt("kill -9 between the history part and the trials part")
+
+    writer.store.append = killed_before_the_trials_part
+    with pytest.raises(KeyboardInterrupt):
+        _end(writer, trial)
+    assert sorted(p.name for p in run.glob("checkpoint_*")) == every
+    assert read_table(writer.sweep_path, "trials") is None
+
+    resumed = _writer(writer.sweep_path, max_parts=8)
+    _end(resumed, trial)
+    row = read_table(writer.sweep_path, "trials").to_pandas().iloc[0]
+    assert (row["status"], row["checkpoint_path"]) == ("finished", str(run / "checkpoint_2"))
+    assert [p.name for p in run.glob("checkpoint_*")] == ["checkpoint_2"]
 
 
 def _rows(n: int, start: int = 0, *, tag: str = "a") -> list[dict]:
