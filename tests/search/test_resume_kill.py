@@ -166,8 +166,11 @@ def test_kill_nine_at_five_moments_then_resume_loses_and_repeats_nothing(tmp_pat
     assert len(table) == TRIALS, table[["trial_id", "status"]]
     assert table["trial_id"].is_unique and table["config_hash"].is_unique
     failed = table[~table["status"].isin(["finished", "stopped"])]
-    assert failed.empty, (failed[["trial_id", "status", "error"]].to_string(),
-                          log.read_text()[-6000:])
+    if not failed.empty:  # in full: CI showed an assert message of these cut to one line
+        pytest.fail("trials recorded as failed after the kills:\n" + "\n".join(
+            f"{r.trial_id} {r.status}: {r.error}" for r in failed.itertuples())
+            + "\n--- the drivers' console, last 6000 chars:\n" + log.read_text()[-6000:],
+            pytrace=False)
     assert table["objective"].notna().all()
     # the console counted each trial once, replays of recorded ones not again
     progress = [ln for ln in log.read_text().splitlines() if ln.startswith("xstilts: progress")]
