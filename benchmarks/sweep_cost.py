@@ -263,9 +263,8 @@ def cmd_surrogate(args) -> None:
                   f"{run['wall_s']:.0f} s", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(runs))
-    if {r["scheme"] for r in runs} != set(SCHEMES):  # one scheme: its runs, for --from-json
-        return
-    report_surrogate(runs, [float(m) for m in args.margins.split(",")])
+    if {r["scheme"] for r in runs} == set(SCHEMES):  # one scheme alone: kept to pair, --from-json
+        report_surrogate(runs, [float(m) for m in args.margins.split(",")])
     print(f"({time.perf_counter() - t0:.0f} s; sweeps under {storage})")
 
 
@@ -895,6 +894,10 @@ def main() -> None:
     f = sub.add_parser("tune-breakdown", help="(f) whose bytes Tune's state holds, per trial")
     f.add_argument("sweep", help="a finished sweep's folder (STORAGE/NAME)")
     args = p.parse_args()
+    if args.cmd == "surrogate" and args.rungs and "two-phase" not in args.schemes.split(","):
+        p.error(f"--rungs {args.rungs[0]}:{args.rungs[1]:g} places two-phase's rungs, but "
+                f"--schemes {args.schemes} runs no two-phase sweep: drop --rungs, or run "
+                f"--schemes two-phase")
     os.environ.setdefault("XSTILTS_TUNE_VERBOSE", "0")
     import optuna
 

@@ -5,4 +5,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/browser.sh
-exec python -m pytest -q --durations=8 "$@"
+# -X faulthandler: a crash after pytest's own handler is gone (in the interpreter's exit)
+# still prints every thread's Python stack
+exec python -X faulthandler -m pytest -q --durations=8 "$@"

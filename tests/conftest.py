@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -13,7 +14,31 @@ def embedded_cache(tmp_path_factory):
     path = tmp_path_factory.mktemp("xstilts-cache")
     os.environ["XSTILTS_CACHE"] = str(path)  # before Ray starts: workers inherit it
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    return path
+    yield path
+    _end_native_runtimes()
+
+
+def _end_native_runtimes() -> None:
+    """End the session's Ray and the AWS SDK under pytest, not in the interpreter's exit.
+
+    Left to their ``atexit`` hooks, Ray's core worker and the AWS SDK (pyarrow's S3) are torn
+    down while the interpreter finalizes, their C++ threads still running: CI's run once ended
+    "570 passed" and then a segmentation fault (exit 139) with no traceback. Here they end
+    while every module is alive and pytest's faulthandler still prints a crash's stacks; the
+    CLI ends its own Ray the same way (``search.cli._launch``).
+    """
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    if "pyarrow.fs" in sys.modules:
+        import gc
+
+        import pyarrow.fs
+
+        gc.collect()  # the S3 filesystems nothing holds, before the SDK they use ends
+        pyarrow.fs.ensure_s3_finalized()
 
 
 @pytest.fixture

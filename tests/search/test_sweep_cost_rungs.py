@@ -98,3 +98,12 @@ def test_the_command_reports_each_placement(tmp_path):
     # stored unstopped, and rungs past every trial's end: each runs today's steps
     assert rows["as"][-2] == "1.00" and rows["100000000:3"][-2] == "1.00", out.stdout
     assert float(rows["4000:3"][-2]) < 1.0, out.stdout
+
+
+def test_surrogate_refuses_rungs_that_no_sweep_it_runs_would_use():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/sweep_cost.py"), "surrogate",
+                          "--schemes", "today", "--rungs", "2000:3", "--seeds", "0"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "--rungs 2000:3" in out.stderr and "--schemes two-phase" in out.stderr, out.stderr
+    assert "seed 0" not in out.stdout  # refused before any sweep ran
