@@ -323,9 +323,9 @@ class ResultsWriter(tune.Callback):
         # replays the row); an error's checkpoints stay, for a look or a retry. Never
         # before: a driver killed before the row is written restarts the trial through
         # Train, which refuses to start if a checkpoint its run snapshot names is gone
-        if model is not None:
+        if status != "error":
             _delete_checkpoints(self.sweep_path, row["trial_id"], keep=model)
-        for gone in [*evicted, *([row] if status != "error" and not row["checkpoint_path"] else [])]:
+        for gone in evicted:
             _delete_checkpoints(self.sweep_path, gone["trial_id"], keep=None)
         score = f"{row['objective']:.4f}" if row["objective"] is not None else "-"
         log.info("trial %s %s: score %s, tasks %s", trial.trial_id, status, score,
